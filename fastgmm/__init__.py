@@ -1,0 +1,7 @@
+"""fastgmm: Gaussian mixture models fitted by EM, fast for large N; a drop-in for scikit-learn's GaussianMixture."""
+
+from ._gaussian_mixture import GaussianMixture
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["GaussianMixture", "__version__"]

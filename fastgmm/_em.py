@@ -1,0 +1,106 @@
+"""The EM loop: one pass of statistics per iteration, the M-step from them, and the stopping rule.
+
+It runs exactly scikit-learn's sequence: the pass under the current parameters yields their mean log-likelihood
+(the lower bound of the iteration) and the statistics of the next parameters; EM stops when the lower bound
+changes by less than ``tol``. It knows nothing of backends or of where the data live.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+from ._model import m_step
+
+
+@dataclass(frozen=True)
+class EMResult:
+    """Outcome of one EM run.
+
+    Attributes
+    ----------
+    params : MixtureParameters
+        Parameters after the last M-step.
+    lower_bound : float
+        Lower bound of the last iteration (-inf when no iteration ran).
+    lower_bounds : list of float
+        Lower bound of every iteration.
+    converged : bool
+    n_iter : int
+    """
+
+    params: object
+    lower_bound: float
+    lower_bounds: list
+    converged: bool
+    n_iter: int
+
+
+def run_em(source, backend, params, *, reg_covar, tol, max_iter, lower_bound=-math.inf, on_iteration=None):
+    """Iterate EM from ``params``.
+
+    Parameters
+    ----------
+    source : data source
+        Provides ``statistics(backend, params)``.
+    backend : kernel module
+    params : MixtureParameters
+        Starting point.
+    reg_covar, tol : float
+    max_iter : int
+    lower_bound : float, default=-inf
+        Lower bound of the starting point, for a warm start.
+    on_iteration : callable, optional
+        Called as ``on_iteration(n_iter, lower_bound, change)`` after each iteration.
+
+    Returns
+    -------
+    EMResult
+    """
+    if max_iter == 0:
+        return EMResult(params, -math.inf, [], False, 0)
+    lower_bounds = []
+    converged = False
+    for n_iter in range(1, max_iter + 1):
+        previous = lower_bound
+        stats = source.statistics(backend, params)
+        lower_bound = stats.mean_log_likelihood
+        params = m_step(stats, params.covariance_type, reg_covar)
+        lower_bounds.append(lower_bound)
+        change = lower_bound - previous
+        if on_iteration is not None:
+            on_iteration(n_iter, lower_bound, change)
+        if abs(change) < tol:
+            converged = True
+            break
+    return EMResult(params, lower_bound, lower_bounds, converged, n_iter)
+
+
+class VerbosePrinter:
+    """scikit-learn's ``verbose`` messages: 1 names initialisations and iterations, 2 adds times and changes."""
+
+    def __init__(self, verbose, verbose_interval):
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    def init_begin(self, init):
+        if self.verbose >= 1:
+            print(f"Initialization {init}")
+            self._init_start = self._iter_start = time.perf_counter()
+
+    def iteration_end(self, n_iter, lower_bound, change):
+        if self.verbose < 1 or n_iter % self.verbose_interval:
+            return
+        if self.verbose == 1:
+            print(f"  Iteration {n_iter}")
+        else:
+            now = time.perf_counter()
+            print(f"  Iteration {n_iter}\t time lapse {now - self._iter_start:.5f}s\t ll change {change:.5f}")
+            self._iter_start = now
+
+    def init_end(self, lower_bound, converged):
+        message = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {message}.")
+        elif self.verbose >= 2:
+            elapsed = time.perf_counter() - self._init_start
+            print(f"Initialization {message}. time lapse {elapsed:.5f}s\t lower bound {lower_bound:.5f}.")

@@ -1,0 +1,499 @@
+"""The estimator: scikit-learn's GaussianMixture API on fastgmm's one-pass EM."""
+
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _validation
+from ._backends import BACKENDS, get_backend
+from ._data import as_source, weighted_log_prob_blocks
+from ._em import VerbosePrinter, run_em
+from ._init import initial_parameters
+from ._model import COVARIANCE_TYPES, MixtureParameters
+from ._threads import thread_limit
+
+# The fitted attributes a fit replaces, all or none.
+_FITTED_ATTRIBUTES = (
+    "weights_",
+    "means_",
+    "covariances_",
+    "precisions_",
+    "precisions_cholesky_",
+    "converged_",
+    "n_iter_",
+    "lower_bound_",
+    "lower_bounds_",
+)
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture model fitted by expectation-maximisation, a drop-in for scikit-learn's.
+
+    Every parameter, attribute and method of :class:`sklearn.mixture.GaussianMixture` means the same here, and from
+    the same initialisation both fit the same model. fastgmm computes each EM iteration in one pass over the data
+    (log-likelihood and shifted sufficient statistics together), never holds an ``(n_samples, n_components)``
+    matrix while fitting, accepts ``sample_weight``, keeps float32 data in float32 while accumulating in float64,
+    and runs on a choice of compiled backends.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        The number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        'full': each component has its own covariance matrix; 'tied': all share one; 'diag': each has a diagonal
+        covariance; 'spherical': each has a single variance.
+    tol : float, default=1e-3
+        EM stops when the lower bound (mean log-likelihood per sample) changes by less than this.
+    reg_covar : float, default=1e-6
+        Non-negative regularisation added to the diagonal of the covariances.
+    max_iter : int, default=100
+        The number of EM iterations to perform at most.
+    n_init : int, default=1
+        The number of initialisations; the one with the largest lower bound is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How the weights, means and precisions are initialised: responsibilities from k-means, k-means++ seeds,
+        random responsibilities, or randomly chosen data points as means.
+    weights_init : array-like of shape (n_components,), default=None
+        Initial weights; None to use ``init_params``.
+    means_init : array-like of shape (n_components, n_features), default=None
+        Initial means; None to use ``init_params``.
+    precisions_init : array-like, default=None
+        Initial precisions (inverse covariances); None to use ``init_params``. Shape (n_components,) for
+        'spherical', (n_features, n_features) for 'tied', (n_components, n_features) for 'diag' and
+        (n_components, n_features, n_features) for 'full'.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation and :meth:`sample`.
+    warm_start : bool, default=False
+        If True, each fit after the first starts from the previous solution (``n_init`` is then ignored).
+    verbose : int, default=0
+        1 prints each initialisation and iteration; 2 also prints the time and the change of the lower bound.
+    verbose_interval : int, default=10
+        Iterations between two prints.
+    backend : {'auto', 'numpy'}, default='auto'
+        Kernels that compute the EM passes. 'auto' takes the environment variable ``FASTGMM_BACKEND`` if set, else
+        the fastest usable one. Every backend gives the same model to rounding.
+    n_jobs : int, default=None
+        Threads used by the kernels. None uses the runtime's default (all cores unless an environment variable such
+        as ``OMP_NUM_THREADS`` limits it), -1 all cores, -2 all but one, and so on.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+        The weight of each component.
+    means_ : ndarray of shape (n_components, n_features)
+        The mean of each component.
+    covariances_ : ndarray
+        The covariance of each component; shape as ``precisions_init``.
+    precisions_ : ndarray
+        The precision (inverse covariance) of each component; shape as ``precisions_init``.
+    precisions_cholesky_ : ndarray
+        Upper-triangular Cholesky factors ``U`` of the precisions, ``precision = U @ U.T``; shape as
+        ``precisions_init``.
+    converged_ : bool
+        Whether the best initialisation's EM converged.
+    n_iter_ : int
+        EM iterations of the best initialisation.
+    lower_bound_ : float
+        Lower bound (mean log-likelihood per sample) of the best initialisation's last iteration.
+    lower_bounds_ : list of float
+        Lower bound of every iteration of the best initialisation.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when X has string feature names.
+
+    Notes
+    -----
+    The fitted parameters are float64 whatever the dtype of X; ``predict_proba`` and ``score_samples`` return
+    X's floating dtype, as scikit-learn does.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgmm import GaussianMixture
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> gm.means_
+    array([[10.,  2.],
+           [ 1.,  2.]])
+    >>> gm.predict([[0, 0], [12, 3]])
+    array([1, 0])
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++"})],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "backend": [StrOptions({"auto", *BACKENDS})],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        backend="auto",
+        n_jobs=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.backend = backend
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------------------------------------ fitting
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the model parameters with the EM algorithm.
+
+        The model is fitted ``n_init`` times and the run with the largest lower bound is kept. Each run iterates
+        until the lower bound changes by less than ``tol`` or ``max_iter`` is reached; a ConvergenceWarning says
+        when the kept run did not converge. With ``warm_start``, later fits continue from the current solution.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; float32 is used as it is, other numeric types are converted to float64.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample; an integer weight counts as that many copies of the row.
+
+        Returns
+        -------
+        self : GaussianMixture
+            The fitted estimator.
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the model to X and return the most probable component of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Component labels, identical to ``fit(X).predict(X)``.
+        """
+        X = self._fit(X, sample_weight)
+        return self._predict(X)
+
+    def _fit(self, X, sample_weight):
+        """Fit, and return the validated X; on any exception the estimator is left exactly as it was."""
+        saved = dict(self.__dict__)
+        try:
+            return self._fit_unguarded(X, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit_unguarded(self, X, sample_weight):
+        self._validate_params()
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        n_samples, n_features = X.shape
+        if n_samples < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components but got "
+                f"n_components = {self.n_components}, n_samples = {n_samples}"
+            )
+        sample_weight = _validation.check_sample_weight(sample_weight, X)
+        init_arrays = self._checked_init_arrays(n_features)
+        backend = get_backend(self.backend)
+        source = as_source(X, sample_weight)
+
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init if do_init else 1
+        random_state = check_random_state(self.random_state)
+        printer = VerbosePrinter(self.verbose, self.verbose_interval)
+
+        best = None
+        with thread_limit(self.n_jobs):
+            for init in range(n_init):
+                printer.init_begin(init)
+                if do_init:
+                    params = initial_parameters(
+                        source,
+                        n_components=self.n_components,
+                        covariance_type=self.covariance_type,
+                        reg_covar=self.reg_covar,
+                        init_params=self.init_params,
+                        random_state=random_state,
+                        **init_arrays,
+                    )
+                    lower_bound = -math.inf
+                else:
+                    params, lower_bound = self._parameters(), self.lower_bound_
+                result = run_em(
+                    source,
+                    backend,
+                    params,
+                    reg_covar=self.reg_covar,
+                    tol=self.tol,
+                    max_iter=self.max_iter,
+                    lower_bound=lower_bound,
+                    on_iteration=printer.iteration_end,
+                )
+                if self.max_iter > 0:
+                    printer.init_end(result.lower_bound, result.converged)
+                # The first run is kept whatever its bound, as scikit-learn does (a bound may be -inf or NaN).
+                if best is None or result.lower_bound > best.lower_bound or best.lower_bound == -math.inf:
+                    best = result
+
+        if not best.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, or increase "
+                "max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+        self._set_fitted(best)
+        return X
+
+    def _checked_init_arrays(self, n_features):
+        """The user's initial weights, means and precisions, validated (the parameters themselves untouched)."""
+        K = self.n_components
+        return {
+            "weights_init": None if self.weights_init is None else _validation.check_weights(self.weights_init, K),
+            "means_init": None
+            if self.means_init is None
+            else _validation.check_means(self.means_init, K, n_features),
+            "precisions_init": None
+            if self.precisions_init is None
+            else _validation.check_precisions(self.precisions_init, self.covariance_type, K, n_features),
+        }
+
+    def _set_fitted(self, result):
+        params = result.params
+        fitted = {
+            "weights_": params.weights,
+            "means_": params.means,
+            "covariances_": params.covariances,
+            "precisions_": params.precisions(),
+            "precisions_cholesky_": params.precisions_cholesky,
+            "converged_": result.converged,
+            "n_iter_": result.n_iter,
+            "lower_bound_": result.lower_bound,
+            "lower_bounds_": result.lower_bounds,
+        }
+        assert set(fitted) == set(_FITTED_ATTRIBUTES)
+        self.__dict__.update(fitted)
+
+    def _parameters(self):
+        """The fitted parameters as the kernels take them."""
+        return MixtureParameters(
+            self.covariance_type,
+            np.asarray(self.weights_, dtype=np.float64),
+            np.asarray(self.means_, dtype=np.float64),
+            np.asarray(self.covariances_, dtype=np.float64),
+            np.asarray(self.precisions_cholesky_, dtype=np.float64),
+        )
+
+    # --------------------------------------------------------------------------------------------- prediction
+
+    def _validated(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def _blocks(self, X):
+        """``(rows, weighted log-probabilities)`` over bounded row blocks of validated X."""
+        return weighted_log_prob_blocks(get_backend(self.backend), X, self._parameters())
+
+    def _predict(self, X):
+        labels = np.empty(X.shape[0], dtype=np.int64)
+        with thread_limit(self.n_jobs):
+            for rows, log_prob in self._blocks(X):
+                labels[rows] = log_prob.argmax(axis=1)
+        return labels
+
+    def predict(self, X):
+        """Most probable component of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self._predict(self._validated(X))
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+            Rows sum to 1; dtype of X (float32 or float64).
+        """
+        X = self._validated(X)
+        resp = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
+        with thread_limit(self.n_jobs), np.errstate(under="ignore"):
+            for rows, log_prob in self._blocks(X):
+                resp[rows] = np.exp(log_prob - logsumexp(log_prob, axis=1)[:, None])
+        return resp
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+            Dtype of X (float32 or float64).
+        """
+        X = self._validated(X)
+        out = np.empty(X.shape[0], dtype=X.dtype)
+        with thread_limit(self.n_jobs):
+            for rows, log_prob in self._blocks(X):
+                out[rows] = logsumexp(log_prob, axis=1)
+        return out
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean log-likelihood per sample of X under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the mean.
+
+        Returns
+        -------
+        log_likelihood : float
+        """
+        log_prob = self.score_samples(X).astype(np.float64)
+        if sample_weight is None:
+            return float(log_prob.mean())
+        sample_weight = _validation.check_sample_weight(sample_weight, log_prob[:, None])
+        return float(np.average(log_prob, weights=sample_weight))
+
+    def bic(self, X):
+        """Bayesian information criterion of the model on X (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        bic : float
+        """
+        n_samples = _num_rows(X)
+        return -2 * self.score(X) * n_samples + self._n_parameters() * math.log(n_samples)
+
+    def aic(self, X):
+        """Akaike information criterion of the model on X (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        aic : float
+        """
+        return -2 * self.score(X) * _num_rows(X) + 2 * self._n_parameters()
+
+    def _n_parameters(self):
+        """Number of free parameters of the fitted model."""
+        check_is_fitted(self)
+        return self._parameters().n_parameters()
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture (the same draws as scikit-learn for the same ``random_state``).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            The component each sample was drawn from.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires at least one sample."
+            )
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        n_features = self.means_.shape[1]
+        if self.covariance_type in ("full", "tied"):
+            covariances = self.covariances_ if self.covariance_type == "full" else [self.covariances_] * len(counts)
+            parts = [rng.multivariate_normal(mean, cov, int(n)) for mean, cov, n in zip(self.means_, covariances, counts)]
+        else:
+            parts = [
+                mean + rng.standard_normal(size=(n, n_features)) * np.sqrt(cov)
+                for mean, cov, n in zip(self.means_, self.covariances_, counts)
+            ]
+        labels = np.concatenate([np.full(n, k, dtype=np.int64) for k, n in enumerate(counts)])
+        return np.vstack(parts), labels
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+def _num_rows(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)

@@ -1,0 +1,169 @@
+"""Initial parameters: the methods of scikit-learn's ``init_params``, drawing the same random numbers from the same
+``random_state``, so that both libraries start from the same point.
+
+The initial responsibilities are consumed block by block; no N x K matrix is held. Parameters come from two passes
+of responsibility statistics: the first, about an arbitrary data point, gives the means; the second, about those
+means, gives the covariances without cancellation for data far from the origin.
+"""
+
+import numpy as np
+
+from ._data import statistics_block_size
+from .kernels.numpy_ import accumulate_moments
+from ._model import (
+    NK_EPS,
+    MixtureParameters,
+    covariance_shape,
+    Statistics,
+    covariances_from_precision_cholesky,
+    estimate_moments,
+    precision_cholesky_from_covariances,
+    precision_cholesky_from_precisions,
+)
+
+
+def _responsibility_statistics(source, resp_of_block, shift, covariance_type):
+    """Shifted statistics for given responsibilities; ``resp_of_block(rows, n_rows)`` -> (n_rows, K)."""
+    n_components, n_features = shift.shape
+    nk = np.zeros(n_components)
+    s1 = np.zeros((n_components, n_features))
+    s2 = np.zeros(covariance_shape(covariance_type, n_components, n_features))
+    total_weight = 0.0
+    for rows, Xb, wb in source.blocks(statistics_block_size(source.n_samples)):
+        Xb = np.asarray(Xb, dtype=np.float64)
+        resp = np.asarray(resp_of_block(rows, Xb.shape[0]), dtype=np.float64)
+        if wb is None:
+            total_weight += Xb.shape[0]
+        else:
+            resp = resp * wb[:, None]
+            total_weight += wb.sum()
+        accumulate_moments(Xb, resp, shift, covariance_type, nk, s1, s2)
+    return Statistics(0.0, total_weight, nk, s1, s2, shift)
+
+
+def _one_hot(labels, n_components):
+    """``resp_of_block`` for hard assignments; label -1 means the row belongs to no component."""
+
+    def resp_of_block(rows, n_rows):
+        block = labels[rows]
+        resp = np.zeros((n_rows, n_components))
+        member = block >= 0
+        resp[np.flatnonzero(member), block[member]] = 1.0
+        return resp
+
+    return resp_of_block
+
+
+def _random_responsibilities(random_state, n_components, dtype):
+    """``resp_of_block`` drawing scikit-learn's ``uniform(size=(n_samples, K))`` row block by row block.
+
+    The legacy generator draws the doubles in C order, so drawing in consecutive blocks yields the same numbers as
+    one draw of the whole matrix.
+    """
+
+    def resp_of_block(rows, n_rows):
+        resp = np.asarray(random_state.uniform(size=(n_rows, n_components)), dtype=dtype)
+        resp /= resp.sum(axis=1)[:, None]
+        return resp
+
+    return resp_of_block
+
+
+def _hard_labels(source, n_components, init_params, random_state):
+    """Labels (-1 for none) of the hard initialisations, as scikit-learn computes them."""
+    from sklearn.cluster import KMeans, kmeans_plusplus
+
+    X, weights = source.X, source.sample_weight
+    n_samples = source.n_samples
+    if init_params == "kmeans":
+        kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+        return kmeans.fit(X, sample_weight=weights).labels_.astype(np.intp)
+    if init_params == "k-means++":
+        _, indices = kmeans_plusplus(X, n_components, random_state=random_state, sample_weight=weights)
+    else:  # random_from_data
+        p = None
+        if weights is not None:
+            if np.count_nonzero(weights) < n_components:
+                raise ValueError(
+                    "init_params='random_from_data' needs at least n_components samples with non-zero "
+                    f"sample_weight, got {np.count_nonzero(weights)} for n_components={n_components}"
+                )
+            p = weights / weights.sum()
+        indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
+    labels = np.full(n_samples, -1, dtype=np.intp)
+    labels[indices] = np.arange(n_components)
+    return labels
+
+
+def initial_parameters(
+    source,
+    *,
+    n_components,
+    covariance_type,
+    reg_covar,
+    init_params,
+    random_state,
+    weights_init=None,
+    means_init=None,
+    precisions_init=None,
+):
+    """Starting parameters for EM, identical to scikit-learn's for the same arguments.
+
+    Parameters
+    ----------
+    source : data source
+    n_components : int
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    reg_covar : float
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}
+    random_state : numpy.random.RandomState
+        Drawn from exactly as scikit-learn draws.
+    weights_init, means_init, precisions_init : validated float64 arrays or None
+        Override the corresponding part of the initialisation.
+
+    Returns
+    -------
+    MixtureParameters
+    """
+    weights = means = covariances = None
+    if weights_init is None or means_init is None or precisions_init is None:
+        weights, means, covariances = _moments(
+            source, n_components, covariance_type, reg_covar, init_params, random_state
+        )
+    if weights_init is not None:
+        weights = weights_init
+    if means_init is not None:
+        means = means_init
+    if precisions_init is None:
+        precisions_cholesky = precision_cholesky_from_covariances(covariances, covariance_type)
+    else:
+        precisions_cholesky = precision_cholesky_from_precisions(precisions_init, covariance_type)
+        covariances = covariances_from_precision_cholesky(precisions_cholesky, covariance_type)
+    return MixtureParameters(covariance_type, weights, means, covariances, precisions_cholesky)
+
+
+def _moments(source, n_components, covariance_type, reg_covar, init_params, random_state):
+    """(weights, means, covariances) of the initial responsibilities, as scikit-learn's ``_initialize``."""
+    if init_params == "random":
+        # Both passes must see the same draws, while the caller's generator advances by one draw only.
+        state = random_state.get_state()
+
+        def resp_stream(replay):
+            rng = random_state
+            if replay:
+                rng = np.random.RandomState()
+                rng.set_state(state)
+            return _random_responsibilities(rng, n_components, source.X.dtype)
+
+    else:
+        labels = _hard_labels(source, n_components, init_params, random_state)
+
+        def resp_stream(replay):
+            return _one_hot(labels, n_components)
+
+    first_row = np.asarray(source.X[0], dtype=np.float64)
+    rough = _responsibility_statistics(source, resp_stream(False), np.tile(first_row, (n_components, 1)), covariance_type)
+    means = rough.shift + rough.s1 / (rough.nk + NK_EPS)[:, None]
+    stats = _responsibility_statistics(source, resp_stream(True), means, covariance_type)
+    # scikit-learn's initial weights are N_k / n_samples, not renormalised: keep them so.
+    return estimate_moments(stats, covariance_type, reg_covar, weight_normaliser=stats.total_weight)
