@@ -8,9 +8,9 @@ import importlib
 import os
 
 # Preference order of backend='auto'.
-BACKENDS = ("numpy",)
+BACKENDS = ("numba", "numpy")
 
-_MODULES = {"numpy": "fastgmm.kernels.numpy_"}
+_MODULES = {"numba": "fastgmm.kernels.numba_", "numpy": "fastgmm.kernels.numpy_"}
 
 
 def _load(name):

@@ -1,7 +1,8 @@
 """Thread count of a call: ``n_jobs`` applied for the duration of a fit or prediction, then restored."""
 
 import os
-from contextlib import contextmanager
+import sys
+from contextlib import contextmanager, nullcontext
 
 from threadpoolctl import threadpool_limits
 
@@ -18,11 +19,27 @@ def effective_n_jobs(n_jobs):
 
 
 @contextmanager
+def _numba_threads(n_threads):
+    """Numba's thread count for this thread only (``set_num_threads`` is thread-local); the threading layer itself
+    is never touched."""
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+@contextmanager
 def thread_limit(n_jobs):
-    """Limit BLAS/OpenMP pools to ``n_jobs`` threads inside the block; no change for None."""
+    """Limit BLAS/OpenMP pools and Numba's parallel kernels to ``n_jobs`` threads inside the block; no change for
+    None."""
     n_threads = effective_n_jobs(n_jobs)
     if n_threads is None:
         yield
         return
-    with threadpool_limits(limits=n_threads):
+    numba_loaded = "numba" in sys.modules
+    with threadpool_limits(limits=n_threads), _numba_threads(n_threads) if numba_loaded else nullcontext():
         yield

@@ -61,3 +61,32 @@ def test_backend_log_prob_matches_reference(backend, covariance_type, dtype):
     expected = reference.weighted_log_prob(X, *params.kernel_arguments(), np.empty((3000, 4)))
     actual = get_backend(backend).weighted_log_prob(X, *params.kernel_arguments(), np.empty((3000, 4)))
     np.testing.assert_allclose(actual, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_statistics_bit_identical_for_any_thread_count(backend, covariance_type, weighted):
+    """Blocks depend on N only and partials are summed in block order: 1 thread and 2 threads, same bits."""
+    from fastgmm._data import statistics_block_size
+    from fastgmm._threads import thread_limit
+
+    X = make_blobs(50_000, 4, 3, seed=12)
+    params = random_params(covariance_type, 3, 4, seed=13)
+    w = np.random.RandomState(14).uniform(0, 2, 50_000) if weighted else None
+    kernel = get_backend(backend)
+    results = []
+    for n_jobs in (1, 2, 1):
+        with thread_limit(n_jobs):
+            results.append(kernel.accumulate(X, w, *params.kernel_arguments(), statistics_block_size(50_000)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_n_jobs_sets_numba_threads_and_restores():
+    numba = pytest.importorskip("numba")
+    from fastgmm._threads import thread_limit
+
+    before = numba.get_num_threads()
+    with thread_limit(1):
+        assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before

@@ -1,0 +1,344 @@
+"""Numba kernels: the one-pass statistics and the per-component log-probabilities, compiled, parallel over row
+blocks.
+
+Layout of the work. Rows are cut into blocks whose boundaries depend on N only (the caller's ``block_size``); a
+thread takes whole blocks and writes the block's own partial statistics, and the partials are summed in block
+order afterwards, so the result is bit-identical whatever the number of threads. Inside a block, rows go through
+in tiles of ``TILE`` rows held transposed, (D, TILE) in float64, so that every inner loop runs over the rows of a
+tile: contiguous, independent, and vectorised by LLVM (SIMD over points, not over the short feature axis).
+
+Per tile and component: ``diff = x - mu_k`` (D, T); ``y = U_k^T diff`` through the upper triangle (D^2/2 FMAs per
+point); ``a_k = log_const_k - |y|^2 / 2``. Then a log-sum-exp over components per point, the responsibilities, and
+per component ``s1 += sum_n r diff``, ``s2[i, j] += sum_n r diff_i diff_j`` for ``i <= j`` (D^2/2 FMAs per point).
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .._model import covariance_shape
+
+NAME = "numba"
+
+# Rows per tile: (D, TILE) float64 buffers of a few tiles stay in L1/L2 for the small D this loop is for.
+TILE = 256
+
+_FULL, _TIED, _DIAG, _SPHERICAL = 0, 1, 2, 3
+_CODES = {"full": _FULL, "tied": _TIED, "diag": _DIAG, "spherical": _SPHERICAL}
+
+# Reductions over the rows of a tile vectorise only if LLVM may reassociate the sum; 'contract' allows FMAs. NaN and
+# inf semantics are kept (no 'nnan'/'ninf'): log-likelihoods may legitimately be -inf.
+_REDUCE_MATH = {"reassoc", "contract"}
+
+
+@njit(cache=True, inline="always")
+def _load_tile(X, start, n, xt):
+    """Copy rows ``start:start+n`` of X into the first n columns of the transposed float64 tile ``xt``."""
+    for p in range(n):
+        for i in range(X.shape[1]):
+            xt[i, p] = X[start + p, i]
+
+
+@njit(cache=True, fastmath={"contract"})
+def _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a):
+    """``a[k, p] = log_const_k - |U_k^T (x_p - mu_k)|^2 / 2`` for the first n columns of the tile."""
+    n_components, n_features = means.shape
+    for k in range(n_components):
+        kk = 0 if cov == _TIED else k
+        for i in range(n_features):
+            m = means[k, i]
+            for p in range(n):
+                diff[i, p] = xt[i, p] - m
+        for p in range(n):
+            a[k, p] = 0.0
+        if cov == _FULL or cov == _TIED:
+            for j in range(n_features):
+                for p in range(n):
+                    y[p] = 0.0
+                # y_j = sum_{i <= j} U[i, j] diff_i, four rows of diff per sweep: 1.5 memory operations per FMA
+                # instead of 3.
+                i = 0
+                while i + 4 <= j + 1:
+                    u0, u1, u2, u3 = U[kk, i, j], U[kk, i + 1, j], U[kk, i + 2, j], U[kk, i + 3, j]
+                    for p in range(n):
+                        y[p] += u0 * diff[i, p] + u1 * diff[i + 1, p] + u2 * diff[i + 2, p] + u3 * diff[i + 3, p]
+                    i += 4
+                while i <= j:
+                    u0 = U[kk, i, j]
+                    for p in range(n):
+                        y[p] += u0 * diff[i, p]
+                    i += 1
+                for p in range(n):
+                    a[k, p] += y[p] * y[p]
+        else:
+            for i in range(n_features):
+                u = U[k, i, 0] if cov == _DIAG else U[k, 0, 0]
+                for p in range(n):
+                    t = u * diff[i, p]
+                    a[k, p] += t * t
+        c = log_const[k]
+        for p in range(n):
+            a[k, p] = c - 0.5 * a[k, p]
+
+
+# A responsibility below this (relative to its point's weight) is not accumulated. That changes N_k, S1_k and S2_k by at
+# most n_samples * 2^-100 * (spread of the data)^(0, 1, 2) in absolute terms (< 1e-21 for a billion rows), below the
+# rounding of any component that holds a meaningful fraction of a point, and it is what makes the moments cost
+# ~ N D^2 instead of N K D^2 when the components are well separated.
+_NEGLIGIBLE = 2.0**-100
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _moments_tile(xt, n, r, wt, cov, means, diff, rd, rw, nk, s1, s2):
+    """Add the tile's moments about ``means`` to one block's partials; ``r`` (K, T) are responsibilities, ``wt`` the
+    rows' weights. Per component, the rows that matter are first gathered into dense columns of ``diff``."""
+    n_components, n_features = means.shape
+    full = cov == _FULL or cov == _TIED
+    for k in range(n_components):
+        kk = 0 if cov == _TIED else k
+        m = 0
+        for p in range(n):
+            if r[k, p] > _NEGLIGIBLE and wt[p] > 0.0:
+                rw[m] = r[k, p] * wt[p]
+                for i in range(n_features):
+                    diff[i, m] = xt[i, p] - means[k, i]
+                m += 1
+        if m == 0:
+            continue
+        total = 0.0
+        for q in range(m):
+            total += rw[q]
+        nk[k] += total
+        for i in range(n_features):
+            for q in range(m):
+                rd[i, q] = rw[q] * diff[i, q]
+        for i in range(n_features):
+            s = 0.0
+            for q in range(m):
+                s += rd[i, q]
+            s1[k, i] += s
+            if not full:
+                s = 0.0
+                for q in range(m):
+                    s += rd[i, q] * diff[i, q]
+                s2[k, i, 0] += s
+                continue
+            # Upper triangle, four columns per sweep so each rd_i load serves four FMAs.
+            j = i
+            while j + 4 <= n_features:
+                t0 = t1 = t2 = t3 = 0.0
+                for q in range(m):
+                    v = rd[i, q]
+                    t0 += v * diff[j, q]
+                    t1 += v * diff[j + 1, q]
+                    t2 += v * diff[j + 2, q]
+                    t3 += v * diff[j + 3, q]
+                s2[kk, i, j] += t0
+                s2[kk, i, j + 1] += t1
+                s2[kk, i, j + 2] += t2
+                s2[kk, i, j + 3] += t3
+                j += 4
+            while j < n_features:
+                t0 = 0.0
+                for q in range(m):
+                    t0 += rd[i, q] * diff[j, q]
+                s2[kk, i, j] += t0
+                j += 1
+
+
+# exp(x) for x <= 0 as exp(r) 2^m, m = round(x / ln 2), |r| <= ln(2)/2, exp(r) by its degree-13 Taylor polynomial
+# (truncation error < 1e-17 relative). Written so that LLVM vectorises it over the rows of a tile: numba's scalar
+# math.exp does not vectorise and costs ~7x more. 2^m is built from the bits of the double x / ln 2 + 1.5 * 2^52,
+# whose low mantissa bits hold m (AVX2 has no double-to-int64 vector conversion). Below -708 the result is 0: exact
+# to the last bit for the responsibilities, whose largest term is 1.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.6931471803691238
+_LN2_LO = 1.9082149292705877e-10
+_SHIFTER = 6755399441055744.0  # 1.5 * 2**52
+_EXP_MIN = -708.0
+
+
+@njit(cache=True, fastmath={"contract"})
+def _exp_nonpositive(x, out, n, shifted):
+    """``out[p] = exp(x[p])`` for the first n entries of x (all <= 0 or -inf); ``shifted`` is float64 scratch."""
+    bits = shifted.view(np.int64)
+    for p in range(n):
+        v = x[p]
+        v = v if v > _EXP_MIN else _EXP_MIN
+        t = v * _LOG2E + _SHIFTER
+        shifted[p] = t
+        m = t - _SHIFTER
+        r = (v - m * _LN2_HI) - m * _LN2_LO
+        q = 1.0 / 6227020800.0
+        q = q * r + 1.0 / 479001600.0
+        q = q * r + 1.0 / 39916800.0
+        q = q * r + 1.0 / 3628800.0
+        q = q * r + 1.0 / 362880.0
+        q = q * r + 1.0 / 40320.0
+        q = q * r + 1.0 / 5040.0
+        q = q * r + 1.0 / 720.0
+        q = q * r + 1.0 / 120.0
+        q = q * r + 1.0 / 24.0
+        q = q * r + 1.0 / 6.0
+        q = q * r + 0.5
+        q = q * r + 1.0
+        q = q * r + 1.0
+        out[p] = q if x[p] > _EXP_MIN else 0.0
+    for p in range(n):
+        bits[p] = (bits[p] + 1023) << 52
+    for p in range(n):
+        out[p] *= shifted[p]
+
+
+@njit(cache=True)
+def _responsibilities_tile(a, n, r, log_p, top, total, scratch):
+    """Responsibilities ``r`` (K, T) from the weighted log-probabilities ``a``; ``log_p[p]`` gets each point's
+    log-likelihood."""
+    n_components = a.shape[0]
+    for p in range(n):
+        top[p] = a[0, p]
+        total[p] = 0.0
+    for k in range(1, n_components):
+        for p in range(n):
+            v = a[k, p]
+            top[p] = v if v > top[p] else top[p]
+    for k in range(n_components):
+        for p in range(n):
+            # A point no component can explain (all -inf) gets NaN, as in the reference.
+            scratch[p] = a[k, p] - top[p] if top[p] > -np.inf else np.nan
+        _exp_nonpositive(scratch, r[k], n, log_p)
+        for p in range(n):
+            total[p] += r[k, p]
+    for p in range(n):
+        log_p[p] = top[p] + math.log(total[p])
+        total[p] = 1.0 / total[p]
+    for k in range(n_components):
+        for p in range(n):
+            r[k, p] *= total[p]
+
+
+@njit(parallel=True, cache=True)
+def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll, tw, nk, s1, s2):
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    n_blocks = ll.shape[0]
+    for b in prange(n_blocks):
+        xt = np.empty((n_features, TILE))
+        diff = np.empty((n_features, TILE))
+        y = np.empty(TILE)
+        a = np.empty((n_components, TILE))
+        r = np.empty((n_components, TILE))
+        rd = np.empty((n_features, TILE))
+        rw = np.empty(TILE)
+        wt = np.empty(TILE)
+        log_p = np.empty(TILE)
+        top = np.empty(TILE)
+        total = np.empty(TILE)
+        scratch = np.empty(TILE)
+        block_end = min((b + 1) * block_size, n_samples)
+        for start in range(b * block_size, block_end, TILE):
+            n = min(TILE, block_end - start)
+            _load_tile(X, start, n, xt)
+            _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a)
+            _responsibilities_tile(a, n, r, log_p, top, total, scratch)
+            for p in range(n):
+                wt[p] = w[start + p] if weighted else 1.0
+                # A zero-weight row adds nothing, even where its log-likelihood is -inf.
+                if wt[p] != 0.0:
+                    ll[b] += wt[p] * log_p[p]
+                tw[b] += wt[p]
+            _moments_tile(xt, n, r, wt, cov, means, diff, rd, rw, nk[b], s1[b], s2[b])
+
+
+@njit(parallel=True, cache=True)
+def _weighted_log_prob(X, cov, means, U, log_const, out):
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    n_tiles = (n_samples + TILE - 1) // TILE
+    for t in prange(n_tiles):
+        xt = np.empty((n_features, TILE))
+        diff = np.empty((n_features, TILE))
+        y = np.empty(TILE)
+        a = np.empty((n_components, TILE))
+        start = t * TILE
+        n = min(TILE, n_samples - start)
+        _load_tile(X, start, n, xt)
+        _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a)
+        for p in range(n):
+            for k in range(n_components):
+                out[start + p, k] = a[k, p]
+
+
+def _as_3d(covariance_type, precisions_cholesky, n_components, n_features):
+    """One array layout for the kernels: full (K, D, D), tied (1, D, D), diag (K, D, 1), spherical (K, 1, 1)."""
+    U = np.ascontiguousarray(precisions_cholesky, dtype=np.float64)
+    if covariance_type == "tied":
+        return U.reshape(1, n_features, n_features)
+    if covariance_type == "diag":
+        return U.reshape(n_components, n_features, 1)
+    if covariance_type == "spherical":
+        return U.reshape(n_components, 1, 1)
+    return U
+
+
+def _prepare(X, covariance_type, means, precisions_cholesky, log_const):
+    n_components, n_features = means.shape
+    return (
+        _CODES[covariance_type],
+        np.ascontiguousarray(means, dtype=np.float64),
+        _as_3d(covariance_type, precisions_cholesky, n_components, n_features),
+        np.ascontiguousarray(log_const, dtype=np.float64),
+    )
+
+
+def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size):
+    """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``."""
+    cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    n_blocks = max(1, -(-n_samples // block_size))
+    s2_inner = {
+        _FULL: (n_components, n_features, n_features),
+        _TIED: (1, n_features, n_features),
+        _DIAG: (n_components, n_features, 1),
+        _SPHERICAL: (n_components, n_features, 1),
+    }[cov]
+    ll = np.zeros(n_blocks)
+    tw = np.zeros(n_blocks)
+    nk = np.zeros((n_blocks, n_components))
+    s1 = np.zeros((n_blocks, n_components, n_features))
+    s2 = np.zeros((n_blocks,) + s2_inner)
+    weighted = sample_weight is not None
+    w = sample_weight if weighted else np.empty(0)
+    _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll, tw, nk, s1, s2)
+
+    # Partials summed in block order, sequentially: the same additions whatever the thread count.
+    s2 = _sum_in_order(s2)
+    if cov == _FULL or cov == _TIED:
+        upper = np.triu(s2)
+        s2 = upper + np.transpose(np.triu(s2, 1), (0, 2, 1))
+    if cov == _TIED:
+        s2 = s2[0]
+    elif cov == _DIAG:
+        s2 = s2[:, :, 0]
+    elif cov == _SPHERICAL:
+        s2 = s2[:, :, 0].sum(axis=1)
+    assert s2.shape == covariance_shape(covariance_type, n_components, n_features)
+    return _sum_in_order(ll), _sum_in_order(tw), _sum_in_order(nk), _sum_in_order(s1), s2
+
+
+def _sum_in_order(partials):
+    """Sum over the first axis strictly left to right (numpy's pairwise sum would also be deterministic, but this
+    states the order)."""
+    total = partials[0].copy()
+    for part in partials[1:]:
+        total += part
+    return total
+
+
+def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const, out):
+    """Write ``log(pi_k) + log N(x_n | mu_k, Sigma_k)`` into ``out`` (N, K) and return it."""
+    cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
+    _weighted_log_prob(X, cov, means, U, log_const, out)
+    return out
