@@ -263,6 +263,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 if do_init:
                     params = initial_parameters(
                         source,
+                        backend,
                         n_components=self.n_components,
                         covariance_type=self.covariance_type,
                         reg_covar=self.reg_covar,

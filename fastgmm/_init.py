@@ -9,6 +9,7 @@ means, gives the covariances without cancellation for data far from the origin.
 import numpy as np
 
 from ._data import statistics_block_size
+from ._kmeans import kmeans_labels, kmeans_plusplus
 from .kernels.numpy_ import accumulate_moments
 from ._model import (
     NK_EPS,
@@ -41,19 +42,6 @@ def _responsibility_statistics(source, resp_of_block, shift, covariance_type):
     return Statistics(0.0, total_weight, nk, s1, s2, shift)
 
 
-def _one_hot(labels, n_components):
-    """``resp_of_block`` for hard assignments; label -1 means the row belongs to no component."""
-
-    def resp_of_block(rows, n_rows):
-        block = labels[rows]
-        resp = np.zeros((n_rows, n_components))
-        member = block >= 0
-        resp[np.flatnonzero(member), block[member]] = 1.0
-        return resp
-
-    return resp_of_block
-
-
 def _random_responsibilities(random_state, n_components, dtype):
     """``resp_of_block`` drawing scikit-learn's ``uniform(size=(n_samples, K))`` row block by row block.
 
@@ -69,17 +57,14 @@ def _random_responsibilities(random_state, n_components, dtype):
     return resp_of_block
 
 
-def _hard_labels(source, n_components, init_params, random_state):
-    """Labels (-1 for none) of the hard initialisations, as scikit-learn computes them."""
-    from sklearn.cluster import KMeans, kmeans_plusplus
-
-    X, weights = source.X, source.sample_weight
+def _hard_labels(source, backend, n_components, init_params, random_state):
+    """Labels (-1 for none) of the hard initialisations, drawn as scikit-learn draws them."""
+    weights = source.sample_weight
     n_samples = source.n_samples
     if init_params == "kmeans":
-        kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-        return kmeans.fit(X, sample_weight=weights).labels_.astype(np.intp)
+        return kmeans_labels(source, backend, n_components, random_state)
     if init_params == "k-means++":
-        _, indices = kmeans_plusplus(X, n_components, random_state=random_state, sample_weight=weights)
+        indices = kmeans_plusplus(source, backend, n_components, random_state)
     else:  # random_from_data
         p = None
         if weights is not None:
@@ -90,13 +75,14 @@ def _hard_labels(source, n_components, init_params, random_state):
                 )
             p = weights / weights.sum()
         indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
-    labels = np.full(n_samples, -1, dtype=np.intp)
+    labels = np.full(n_samples, -1, dtype=np.int32)
     labels[indices] = np.arange(n_components)
     return labels
 
 
 def initial_parameters(
     source,
+    backend,
     *,
     n_components,
     covariance_type,
@@ -112,6 +98,8 @@ def initial_parameters(
     Parameters
     ----------
     source : data source
+    backend : kernel module
+        Computes the k-means steps and the statistics of hard initial assignments.
     n_components : int
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
     reg_covar : float
@@ -128,7 +116,7 @@ def initial_parameters(
     weights = means = covariances = None
     if weights_init is None or means_init is None or precisions_init is None:
         weights, means, covariances = _moments(
-            source, n_components, covariance_type, reg_covar, init_params, random_state
+            source, backend, n_components, covariance_type, reg_covar, init_params, random_state
         )
     if weights_init is not None:
         weights = weights_init
@@ -142,28 +130,33 @@ def initial_parameters(
     return MixtureParameters(covariance_type, weights, means, covariances, precisions_cholesky)
 
 
-def _moments(source, n_components, covariance_type, reg_covar, init_params, random_state):
+def _moments(source, backend, n_components, covariance_type, reg_covar, init_params, random_state):
     """(weights, means, covariances) of the initial responsibilities, as scikit-learn's ``_initialize``."""
+    first_row = np.tile(np.asarray(source.X[0], dtype=np.float64), (n_components, 1))
+    total_weight = source.n_samples if source.sample_weight is None else float(source.sample_weight.sum())
     if init_params == "random":
         # Both passes must see the same draws, while the caller's generator advances by one draw only.
         state = random_state.get_state()
-
-        def resp_stream(replay):
-            rng = random_state
-            if replay:
-                rng = np.random.RandomState()
-                rng.set_state(state)
-            return _random_responsibilities(rng, n_components, source.X.dtype)
-
+        replay = np.random.RandomState()
+        replay.set_state(state)
+        dtype = source.X.dtype
+        rough = _responsibility_statistics(
+            source, _random_responsibilities(random_state, n_components, dtype), first_row, covariance_type
+        )
+        means = rough.shift + rough.s1 / (rough.nk + NK_EPS)[:, None]
+        stats = _responsibility_statistics(
+            source, _random_responsibilities(replay, n_components, dtype), means, covariance_type
+        )
     else:
-        labels = _hard_labels(source, n_components, init_params, random_state)
-
-        def resp_stream(replay):
-            return _one_hot(labels, n_components)
-
-    first_row = np.asarray(source.X[0], dtype=np.float64)
-    rough = _responsibility_statistics(source, resp_stream(False), np.tile(first_row, (n_components, 1)), covariance_type)
-    means = rough.shift + rough.s1 / (rough.nk + NK_EPS)[:, None]
-    stats = _responsibility_statistics(source, resp_stream(True), means, covariance_type)
+        labels = _hard_labels(source, backend, n_components, init_params, random_state)
+        block_size = statistics_block_size(source.n_samples)
+        nk, s1, _ = backend.label_statistics(
+            source.X, source.sample_weight, labels, first_row, covariance_type, block_size
+        )
+        means = first_row + s1 / (nk + NK_EPS)[:, None]
+        nk, s1, s2 = backend.label_statistics(
+            source.X, source.sample_weight, labels, means, covariance_type, block_size
+        )
+        stats = Statistics(0.0, total_weight, nk, s1, s2, means)
     # scikit-learn's initial weights are N_k / n_samples, not renormalised: keep them so.
-    return estimate_moments(stats, covariance_type, reg_covar, weight_normaliser=stats.total_weight)
+    return estimate_moments(stats, covariance_type, reg_covar, weight_normaliser=total_weight)

@@ -17,8 +17,6 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .._model import covariance_shape
-
 NAME = "numba"
 
 # Rows per tile: (D, TILE) float64 buffers of a few tiles stay in L1/L2 for the small D this loop is for.
@@ -292,39 +290,46 @@ def _prepare(X, covariance_type, means, precisions_cholesky, log_const):
     )
 
 
+def _s2_block_shape(cov, n_components, n_features):
+    """Shape of one block's partial s2: full (K, D, D) and tied (1, D, D) upper triangles, diag and spherical
+    (K, D, 1) diagonals."""
+    if cov == _FULL:
+        return (n_components, n_features, n_features)
+    if cov == _TIED:
+        return (1, n_features, n_features)
+    return (n_components, n_features, 1)
+
+
+def _finish_s2(s2, covariance_type):
+    """The summed partial s2 in the reference layout (mirror the upper triangle, drop the helper axes)."""
+    if covariance_type in ("full", "tied"):
+        s2 = np.triu(s2) + np.transpose(np.triu(s2, 1), (0, 2, 1))
+    if covariance_type == "tied":
+        s2 = s2[0]
+    elif covariance_type == "diag":
+        s2 = s2[:, :, 0]
+    elif covariance_type == "spherical":
+        s2 = s2[:, :, 0].sum(axis=1)
+    return s2
+
+
 def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size):
     """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``."""
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
     n_samples, n_features = X.shape
     n_components = means.shape[0]
-    n_blocks = max(1, -(-n_samples // block_size))
-    s2_inner = {
-        _FULL: (n_components, n_features, n_features),
-        _TIED: (1, n_features, n_features),
-        _DIAG: (n_components, n_features, 1),
-        _SPHERICAL: (n_components, n_features, 1),
-    }[cov]
+    n_blocks = _n_blocks(n_samples, block_size)
     ll = np.zeros(n_blocks)
     tw = np.zeros(n_blocks)
     nk = np.zeros((n_blocks, n_components))
     s1 = np.zeros((n_blocks, n_components, n_features))
-    s2 = np.zeros((n_blocks,) + s2_inner)
+    s2 = np.zeros((n_blocks,) + _s2_block_shape(cov, n_components, n_features))
     weighted = sample_weight is not None
     w = sample_weight if weighted else np.empty(0)
     _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll, tw, nk, s1, s2)
 
     # Partials summed in block order, sequentially: the same additions whatever the thread count.
-    s2 = _sum_in_order(s2)
-    if cov == _FULL or cov == _TIED:
-        upper = np.triu(s2)
-        s2 = upper + np.transpose(np.triu(s2, 1), (0, 2, 1))
-    if cov == _TIED:
-        s2 = s2[0]
-    elif cov == _DIAG:
-        s2 = s2[:, :, 0]
-    elif cov == _SPHERICAL:
-        s2 = s2[:, :, 0].sum(axis=1)
-    assert s2.shape == covariance_shape(covariance_type, n_components, n_features)
+    s2 = _finish_s2(_sum_in_order(s2), covariance_type)
     return _sum_in_order(ll), _sum_in_order(tw), _sum_in_order(nk), _sum_in_order(s1), s2
 
 
@@ -342,3 +347,139 @@ def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const,
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
     _weighted_log_prob(X, cov, means, U, log_const, out)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------- k-means
+
+
+def _n_blocks(n_samples, block_size):
+    return max(1, -(-n_samples // block_size))
+
+
+@njit(parallel=True, cache=True)
+def _candidate_potentials(X, w, weighted, candidates, closest, block_size, partial):
+    n_samples, n_features = X.shape
+    for b in prange(partial.shape[0]):
+        for n in range(b * block_size, min((b + 1) * block_size, n_samples)):
+            wn = w[n] if weighted else 1.0
+            for c in range(candidates.shape[0]):
+                d = 0.0
+                for i in range(n_features):
+                    t = X[n, i] - candidates[c, i]
+                    d += t * t
+                partial[b, c] += wn * min(d, closest[n])
+
+
+def candidate_potentials(X, sample_weight, candidates, closest, block_size):
+    """k-means++: for each candidate centre, ``sum_n w_n min(closest_n, |x_n - candidate|^2)``; shape (C,)."""
+    partial = np.zeros((_n_blocks(X.shape[0], block_size), candidates.shape[0]))
+    weighted = sample_weight is not None
+    _candidate_potentials(
+        X, sample_weight if weighted else np.empty(0), weighted, np.ascontiguousarray(candidates, np.float64),
+        closest, block_size, partial,
+    )
+    return _sum_in_order(partial)
+
+
+@njit(parallel=True, cache=True)
+def _update_closest(X, center, closest):
+    for n in prange(X.shape[0]):
+        d = 0.0
+        for i in range(X.shape[1]):
+            t = X[n, i] - center[i]
+            d += t * t
+        if d < closest[n]:
+            closest[n] = d
+
+
+def update_closest(X, center, closest, block_size):
+    """``closest = min(closest, |x - center|^2)`` in place."""
+    _update_closest(X, np.ascontiguousarray(center, np.float64), closest)
+
+
+@njit(parallel=True, cache=True)
+def _lloyd_step(X, w, weighted, centers, labels, block_size, sums, weights):
+    n_samples, n_features = X.shape
+    n_clusters = centers.shape[0]
+    for b in prange(sums.shape[0]):
+        xt = np.empty((n_features, TILE))
+        best = np.empty(TILE)
+        dist = np.empty(TILE)
+        nearest = np.empty(TILE, dtype=np.int64)
+        block_end = min((b + 1) * block_size, n_samples)
+        for start in range(b * block_size, block_end, TILE):
+            n = min(TILE, block_end - start)
+            _load_tile(X, start, n, xt)
+            for k in range(n_clusters):
+                for p in range(n):
+                    dist[p] = 0.0
+                for i in range(n_features):
+                    c = centers[k, i]
+                    for p in range(n):
+                        t = xt[i, p] - c
+                        dist[p] += t * t
+                for p in range(n):
+                    if k == 0 or dist[p] < best[p]:
+                        best[p] = dist[p]
+                        nearest[p] = k
+            for p in range(n):
+                k = nearest[p]
+                labels[start + p] = k
+                wp = w[start + p] if weighted else 1.0
+                weights[b, k] += wp
+                for i in range(n_features):
+                    sums[b, k, i] += wp * xt[i, p]
+
+
+def lloyd_step(X, sample_weight, centers, labels, block_size):
+    """One Lloyd assignment; see ``fastgmm.kernels.numpy_.lloyd_step``."""
+    n_clusters, n_features = centers.shape
+    n_blocks = _n_blocks(X.shape[0], block_size)
+    sums = np.zeros((n_blocks, n_clusters, n_features))
+    weights = np.zeros((n_blocks, n_clusters))
+    weighted = sample_weight is not None
+    _lloyd_step(
+        X, sample_weight if weighted else np.empty(0), weighted, np.ascontiguousarray(centers, np.float64), labels,
+        block_size, sums, weights,
+    )
+    return _sum_in_order(sums), _sum_in_order(weights)
+
+
+@njit(parallel=True, cache=True)
+def _label_statistics(X, w, weighted, labels, shift, cov, block_size, nk, s1, s2):
+    n_samples, n_features = X.shape
+    full = cov == _FULL or cov == _TIED
+    for b in prange(nk.shape[0]):
+        d = np.empty(n_features)
+        for n in range(b * block_size, min((b + 1) * block_size, n_samples)):
+            k = labels[n]
+            wn = w[n] if weighted else 1.0
+            if k < 0 or wn == 0.0:
+                continue
+            kk = 0 if cov == _TIED else k
+            nk[b, k] += wn
+            for i in range(n_features):
+                d[i] = X[n, i] - shift[k, i]
+                s1[b, k, i] += wn * d[i]
+            for i in range(n_features):
+                if full:
+                    for j in range(i, n_features):
+                        s2[b, kk, i, j] += wn * d[i] * d[j]
+                else:
+                    s2[b, k, i, 0] += wn * d[i] * d[i]
+
+
+def label_statistics(X, sample_weight, labels, shift, covariance_type, block_size):
+    """``(nk, s1, s2)`` of hard assignments; see ``fastgmm.kernels.numpy_.label_statistics``."""
+    n_components, n_features = shift.shape
+    cov = _CODES[covariance_type]
+    n_blocks = _n_blocks(X.shape[0], block_size)
+    nk = np.zeros((n_blocks, n_components))
+    s1 = np.zeros((n_blocks, n_components, n_features))
+    s2 = np.zeros((n_blocks,) + _s2_block_shape(cov, n_components, n_features))
+    weighted = sample_weight is not None
+    _label_statistics(
+        X, sample_weight if weighted else np.empty(0), weighted, labels, np.ascontiguousarray(shift, np.float64), cov,
+        block_size, nk, s1, s2,
+    )
+    return _sum_in_order(nk), _sum_in_order(s1), _finish_s2(_sum_in_order(s2), covariance_type)

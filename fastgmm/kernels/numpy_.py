@@ -119,3 +119,67 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
             resp *= wb[:, None]
         accumulate_moments(Xb, resp, means, covariance_type, nk, s1, s2)
     return log_likelihood, total_weight, nk, s1, s2
+
+
+def _sq_distances(Xb, centers):
+    """Squared Euclidean distances (B, C) of a float64 row block to centers, as differences (no cancellation)."""
+    return np.stack([np.einsum("ij,ij->i", Xb - c, Xb - c) for c in centers], axis=1)
+
+
+def candidate_potentials(X, sample_weight, candidates, closest, block_size):
+    """k-means++: for each candidate centre, ``sum_n w_n min(closest_n, |x_n - candidate|^2)``; shape (C,)."""
+    potentials = np.zeros(candidates.shape[0])
+    for start in range(0, X.shape[0], block_size):
+        rows = slice(start, start + block_size)
+        d = np.minimum(_sq_distances(np.asarray(X[rows], dtype=np.float64), candidates), closest[rows, None])
+        potentials += d.T @ sample_weight[rows] if sample_weight is not None else d.sum(axis=0)
+    return potentials
+
+
+def update_closest(X, center, closest, block_size):
+    """``closest = min(closest, |x - center|^2)`` in place."""
+    for start in range(0, X.shape[0], block_size):
+        rows = slice(start, start + block_size)
+        d = _sq_distances(np.asarray(X[rows], dtype=np.float64), center[None])[:, 0]
+        np.minimum(closest[rows], d, out=closest[rows])
+
+
+def lloyd_step(X, sample_weight, centers, labels, block_size):
+    """One Lloyd assignment: each row's nearest centre (the first on ties) into ``labels``.
+
+    Returns
+    -------
+    sums : ndarray of shape (K, D)
+        Weighted sum of the rows of each cluster.
+    weights : ndarray of shape (K,)
+        Total weight of each cluster.
+    """
+    n_clusters, n_features = centers.shape
+    sums = np.zeros((n_clusters, n_features))
+    weights = np.zeros(n_clusters)
+    for start in range(0, X.shape[0], block_size):
+        rows = slice(start, start + block_size)
+        Xb = np.asarray(X[rows], dtype=np.float64)
+        nearest = _sq_distances(Xb, centers).argmin(axis=1)
+        labels[rows] = nearest
+        wb = np.ones(Xb.shape[0]) if sample_weight is None else sample_weight[rows]
+        np.add.at(weights, nearest, wb)
+        np.add.at(sums, nearest, Xb * wb[:, None])
+    return sums, weights
+
+
+def label_statistics(X, sample_weight, labels, shift, covariance_type, block_size):
+    """``(nk, s1, s2)`` of hard assignments (label -1: no component), moments about ``shift`` (K, D)."""
+    n_components, n_features = shift.shape
+    nk = np.zeros(n_components)
+    s1 = np.zeros((n_components, n_features))
+    s2 = np.zeros(covariance_shape(covariance_type, n_components, n_features))
+    for start in range(0, X.shape[0], block_size):
+        rows = slice(start, start + block_size)
+        Xb = np.asarray(X[rows], dtype=np.float64)
+        block = labels[rows]
+        resp = np.zeros((Xb.shape[0], n_components))
+        member = block >= 0
+        resp[np.flatnonzero(member), block[member]] = 1.0 if sample_weight is None else sample_weight[rows][member]
+        accumulate_moments(Xb, resp, shift, covariance_type, nk, s1, s2)
+    return nk, s1, s2

@@ -1,0 +1,81 @@
+"""k-means initialisation: the same seeds and labels as scikit-learn's from the same random state, on every
+backend; and the k-means kernels against the NumPy reference."""
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans, kmeans_plusplus
+
+from fastgmm._backends import get_backend
+from fastgmm._data import as_source
+from fastgmm._kmeans import kmeans_labels
+from fastgmm._kmeans import kmeans_plusplus as our_kmeans_plusplus
+from fastgmm.kernels import numpy_ as reference
+
+from .oracles import make_blobs
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_seeds_equal_sklearn_kmeans_plusplus(backend, weighted, dtype):
+    X = make_blobs(3000, 3, 6, seed=0).astype(dtype)
+    w = np.random.RandomState(1).uniform(0.1, 3, 3000) if weighted else None
+    _, expected = kmeans_plusplus(X, 6, random_state=np.random.RandomState(5), sample_weight=w)
+    ours = our_kmeans_plusplus(as_source(X, w), get_backend(backend), 6, np.random.RandomState(5))
+    np.testing.assert_array_equal(ours, expected)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_labels_equal_sklearn_kmeans(backend, weighted, seed):
+    X = make_blobs(5000, 4, 8, seed=seed)
+    w = np.random.RandomState(seed).uniform(0.1, 3, 5000) if weighted else None
+    expected = KMeans(8, n_init=1, random_state=np.random.RandomState(seed)).fit(X, sample_weight=w).labels_
+    ours = kmeans_labels(as_source(X, w), get_backend(backend), 8, np.random.RandomState(seed))
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_empty_cluster_is_relocated_like_sklearn(backend):
+    """Duplicated points make k-means++ seed two centres on the same spot; one cluster empties and is refilled
+    from the farthest point, as in scikit-learn."""
+    rng = np.random.RandomState(3)
+    X = np.vstack([np.zeros((50, 2)), rng.normal(10, 1, (30, 2)), rng.normal(-10, 1, (30, 2))])
+    for seed in range(5):
+        expected = KMeans(5, n_init=1, random_state=np.random.RandomState(seed)).fit(X).labels_
+        ours = kmeans_labels(as_source(X), get_backend(backend), 5, np.random.RandomState(seed))
+        np.testing.assert_array_equal(ours, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeans_kernels_match_reference(backend, dtype, weighted, covariance_type):
+    X = make_blobs(9000, 3, 4, seed=4, offset=1e3).astype(dtype)
+    w = np.random.RandomState(5).uniform(0, 2, 9000) if weighted else None
+    kernel = get_backend(backend)
+    centers = X[[1, 50, 900, 4000]].astype(np.float64)
+    closest = np.random.RandomState(6).uniform(0, 50, 9000)
+
+    np.testing.assert_allclose(
+        kernel.candidate_potentials(X, w, centers, closest, 4096),
+        reference.candidate_potentials(X, w, centers, closest, 4096),
+        rtol=1e-12,
+    )
+    ours, theirs = closest.copy(), closest.copy()
+    kernel.update_closest(X, centers[2], ours, 4096)
+    reference.update_closest(X, centers[2], theirs, 4096)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+    labels_ours, labels_ref = np.empty(9000, np.int32), np.empty(9000, np.int32)
+    step_ours = kernel.lloyd_step(X, w, centers, labels_ours, 4096)
+    step_ref = reference.lloyd_step(X, w, centers, labels_ref, 4096)
+    np.testing.assert_array_equal(labels_ours, labels_ref)
+    for a, b in zip(step_ours, step_ref):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+    labels = labels_ref.copy()
+    labels[::7] = -1
+    shift = centers + 0.5
+    for a, b in zip(
+        kernel.label_statistics(X, w, labels, shift, covariance_type, 4096),
+        reference.label_statistics(X, w, labels, shift, covariance_type, 4096),
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
