@@ -87,62 +87,131 @@ def _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a):
 _NEGLIGIBLE = 2.0**-100
 
 
-@njit(cache=True, fastmath=_REDUCE_MATH)
-def _moments_tile(xt, n, r, wt, cov, means, diff, rd, rw, nk, s1, s2):
-    """Add the tile's moments about ``means`` to one block's partials; ``r`` (K, T) are responsibilities, ``wt`` the
-    rows' weights. Per component, the rows that matter are first gathered into dense columns of ``diff``."""
-    n_components, n_features = means.shape
-    full = cov == _FULL or cov == _TIED
+# Up to this many features the kernels are compiled for the exact D: the loops over features unroll, the loop over
+# the points of a tile becomes the innermost one and vectorises, and the running sums stay in registers. D reaches
+# the compiler as the length of a tuple ``(0,) * D``, a type (a literal int would become a plain int64 inside the
+# outlined body of a prange loop).
+_MAX_STATIC_FEATURES = 16
+
+
+@njit(cache=True, fastmath={"contract"})
+def _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features):
+    """``_log_prob_tile`` for a compile-time number of features, ``len(features)``: point-major, no buffers."""
+    D = len(features)
+    n_components = means.shape[0]
     for k in range(n_components):
         kk = 0 if cov == _TIED else k
-        m = 0
-        for p in range(n):
-            if r[k, p] > _NEGLIGIBLE and wt[p] > 0.0:
-                rw[m] = r[k, p] * wt[p]
-                for i in range(n_features):
-                    diff[i, m] = xt[i, p] - means[k, i]
-                m += 1
-        if m == 0:
-            continue
-        total = 0.0
+        c = log_const[k]
+        if cov == _FULL or cov == _TIED:
+            for p in range(n):
+                acc = 0.0
+                for j in range(D):
+                    s = 0.0
+                    for i in range(j + 1):
+                        s += U[kk, i, j] * (xt[i, p] - means[k, i])
+                    acc += s * s
+                a[k, p] = c - 0.5 * acc
+        elif cov == _DIAG:
+            for p in range(n):
+                acc = 0.0
+                for i in range(D):
+                    t = U[k, i, 0] * (xt[i, p] - means[k, i])
+                    acc += t * t
+                a[k, p] = c - 0.5 * acc
+        else:
+            u2 = U[k, 0, 0] * U[k, 0, 0]
+            for p in range(n):
+                acc = 0.0
+                for i in range(D):
+                    t = xt[i, p] - means[k, i]
+                    acc += t * t
+                a[k, p] = c - 0.5 * u2 * acc
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _moments_dense(d, rw, m, cov, k, rd, nk, s1, s2):
+    """Add the moments of ``m`` gathered columns ``d`` (D, >= m) with weights ``rw`` to component k's partials."""
+    n_features = d.shape[0]
+    kk = 0 if cov == _TIED else k
+    full = cov == _FULL or cov == _TIED
+    total = 0.0
+    for q in range(m):
+        total += rw[q]
+    nk[k] += total
+    for i in range(n_features):
         for q in range(m):
-            total += rw[q]
-        nk[k] += total
-        for i in range(n_features):
-            for q in range(m):
-                rd[i, q] = rw[q] * diff[i, q]
-        for i in range(n_features):
+            rd[i, q] = rw[q] * d[i, q]
+    for i in range(n_features):
+        s = 0.0
+        for q in range(m):
+            s += rd[i, q]
+        s1[k, i] += s
+        if not full:
             s = 0.0
             for q in range(m):
-                s += rd[i, q]
-            s1[k, i] += s
-            if not full:
-                s = 0.0
-                for q in range(m):
-                    s += rd[i, q] * diff[i, q]
-                s2[k, i, 0] += s
-                continue
-            # Upper triangle, four columns per sweep so each rd_i load serves four FMAs.
-            j = i
-            while j + 4 <= n_features:
-                t0 = t1 = t2 = t3 = 0.0
-                for q in range(m):
-                    v = rd[i, q]
-                    t0 += v * diff[j, q]
-                    t1 += v * diff[j + 1, q]
-                    t2 += v * diff[j + 2, q]
-                    t3 += v * diff[j + 3, q]
-                s2[kk, i, j] += t0
-                s2[kk, i, j + 1] += t1
-                s2[kk, i, j + 2] += t2
-                s2[kk, i, j + 3] += t3
-                j += 4
-            while j < n_features:
-                t0 = 0.0
-                for q in range(m):
-                    t0 += rd[i, q] * diff[j, q]
-                s2[kk, i, j] += t0
-                j += 1
+                s += rd[i, q] * d[i, q]
+            s2[k, i, 0] += s
+            continue
+        # Upper triangle, four columns per sweep so each rd_i load serves four FMAs.
+        j = i
+        while j + 4 <= n_features:
+            t0 = t1 = t2 = t3 = 0.0
+            for q in range(m):
+                v = rd[i, q]
+                t0 += v * d[j, q]
+                t1 += v * d[j + 1, q]
+                t2 += v * d[j + 2, q]
+                t3 += v * d[j + 3, q]
+            s2[kk, i, j] += t0
+            s2[kk, i, j + 1] += t1
+            s2[kk, i, j + 2] += t2
+            s2[kk, i, j + 3] += t3
+            j += 4
+        while j < n_features:
+            t0 = 0.0
+            for q in range(m):
+                t0 += rd[i, q] * d[j, q]
+            s2[kk, i, j] += t0
+            j += 1
+
+
+@njit(cache=True)
+def _stage_tile(xt, n, r, wt, cov, means, keep, stage_d, stage_w, count, rd, nk, s1, s2):
+    """Append, per component, the tile's rows that matter to it (responsibility above ``_NEGLIGIBLE``) to the
+    component's staging columns; a full stage is first reduced into the block's partials.
+
+    With well-separated components each row matters to one or two of them, so a tile holds only a few rows per
+    component: staging keeps the reductions running over long, vectorisable columns all the same.
+    """
+    n_components, n_features = means.shape
+    capacity = stage_w.shape[1]
+    for k in range(n_components):
+        # Branch-free selection (whether a row matters to a component is unpredictable).
+        m = 0
+        for p in range(n):
+            keep[m] = p
+            m += (r[k, p] > _NEGLIGIBLE) & (wt[p] > 0.0)
+        if m == 0:
+            continue
+        if count[k] + m > capacity:
+            _moments_dense(stage_d[k], stage_w[k], count[k], cov, k, rd, nk, s1, s2)
+            count[k] = 0
+        c = count[k]
+        for i in range(n_features):
+            mu = means[k, i]
+            for q in range(m):
+                stage_d[k, i, c + q] = xt[i, keep[q]] - mu
+        for q in range(m):
+            stage_w[k, c + q] = r[k, keep[q]] * wt[keep[q]]
+        count[k] = c + m
+
+
+@njit(cache=True)
+def _flush_stages(cov, stage_d, stage_w, count, rd, nk, s1, s2):
+    for k in range(count.shape[0]):
+        if count[k] > 0:
+            _moments_dense(stage_d[k], stage_w[k], count[k], cov, k, rd, nk, s1, s2)
+            count[k] = 0
 
 
 # exp(x) for x <= 0 as exp(r) 2^m, m = round(x / ln 2), |r| <= ln(2)/2, exp(r) by its degree-13 Taylor polynomial
@@ -190,9 +259,9 @@ def _exp_nonpositive(x, out, n, shifted):
 
 
 @njit(cache=True)
-def _responsibilities_tile(a, n, r, log_p, top, total, scratch):
-    """Responsibilities ``r`` (K, T) from the weighted log-probabilities ``a``; ``log_p[p]`` gets each point's
-    log-likelihood."""
+def _responsibilities_tile(a, n, r, top, total, scratch):
+    """Responsibilities ``r`` (K, T) from the weighted log-probabilities ``a``. Each point's log-likelihood is
+    ``top[p] + log(total[p])``, left to the caller (see ``_add_log_likelihood``)."""
     n_components = a.shape[0]
     for p in range(n):
         top[p] = a[0, p]
@@ -205,22 +274,54 @@ def _responsibilities_tile(a, n, r, log_p, top, total, scratch):
         for p in range(n):
             # A point no component can explain (all -inf) gets NaN, as in the reference.
             scratch[p] = a[k, p] - top[p] if top[p] > -np.inf else np.nan
-        _exp_nonpositive(scratch, r[k], n, log_p)
+        _exp_nonpositive(scratch, r[k], n, scratch)
         for p in range(n):
             total[p] += r[k, p]
     for p in range(n):
-        log_p[p] = top[p] + math.log(total[p])
-        total[p] = 1.0 / total[p]
+        scratch[p] = 1.0 / total[p]
     for k in range(n_components):
         for p in range(n):
-            r[k, p] *= total[p]
+            r[k, p] *= scratch[p]
+
+
+# Points per product of likelihood sums: each sum lies in [1, K], so 32 of them stay below 2^1024 for K < 2^31.
+_LOG_CHUNK = 32
+
+
+@njit(cache=True)
+def _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw):
+    """Add ``sum_p w_p (top_p + log total_p)`` and ``sum_p w_p`` to ``ll_tw[0]`` and ``ll_tw[1]``; fill the tile's
+    weights ``wt``. Without weights one log serves ``_LOG_CHUNK`` points (a scalar log costs as much as the
+    vectorised rest of a point's work)."""
+    if weighted:
+        for p in range(n):
+            wp = w[start + p]
+            wt[p] = wp
+            # A zero-weight row adds nothing, even where its log-likelihood is -inf.
+            if wp != 0.0:
+                ll_tw[0] += wp * (top[p] + math.log(total[p]))
+            ll_tw[1] += wp
+        return
+    s = 0.0
+    for p in range(n):
+        wt[p] = 1.0
+        s += top[p]
+    for c in range(0, n, _LOG_CHUNK):
+        product = 1.0
+        for p in range(c, min(c + _LOG_CHUNK, n)):
+            product *= total[p]
+        s += math.log(product)
+    ll_tw[0] += s
+    ll_tw[1] += n
 
 
 @njit(parallel=True, cache=True)
-def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll, tw, nk, s1, s2):
+def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2, features):
+    """The one-pass statistics, per block into the block's partials; ``features`` is ``(0,) * D`` when D is small
+    enough for the compiled-for-D tile (one compilation per D), else ``()``."""
     n_samples, n_features = X.shape
     n_components = means.shape[0]
-    n_blocks = ll.shape[0]
+    n_blocks = ll_tw.shape[0]
     for b in prange(n_blocks):
         xt = np.empty((n_features, TILE))
         diff = np.empty((n_features, TILE))
@@ -228,9 +329,11 @@ def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll, tw, nk
         a = np.empty((n_components, TILE))
         r = np.empty((n_components, TILE))
         rd = np.empty((n_features, TILE))
-        rw = np.empty(TILE)
+        keep = np.empty(TILE, dtype=np.int64)
+        stage_d = np.empty((n_components, n_features, TILE))
+        stage_w = np.empty((n_components, TILE))
+        count = np.zeros(n_components, dtype=np.int64)
         wt = np.empty(TILE)
-        log_p = np.empty(TILE)
         top = np.empty(TILE)
         total = np.empty(TILE)
         scratch = np.empty(TILE)
@@ -238,19 +341,18 @@ def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll, tw, nk
         for start in range(b * block_size, block_end, TILE):
             n = min(TILE, block_end - start)
             _load_tile(X, start, n, xt)
-            _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a)
-            _responsibilities_tile(a, n, r, log_p, top, total, scratch)
-            for p in range(n):
-                wt[p] = w[start + p] if weighted else 1.0
-                # A zero-weight row adds nothing, even where its log-likelihood is -inf.
-                if wt[p] != 0.0:
-                    ll[b] += wt[p] * log_p[p]
-                tw[b] += wt[p]
-            _moments_tile(xt, n, r, wt, cov, means, diff, rd, rw, nk[b], s1[b], s2[b])
+            if len(features) > 0:
+                _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features)
+            else:
+                _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a)
+            _responsibilities_tile(a, n, r, top, total, scratch)
+            _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw[b])
+            _stage_tile(xt, n, r, wt, cov, means, keep, stage_d, stage_w, count, rd, nk[b], s1[b], s2[b])
+        _flush_stages(cov, stage_d, stage_w, count, rd, nk[b], s1[b], s2[b])
 
 
 @njit(parallel=True, cache=True)
-def _weighted_log_prob(X, cov, means, U, log_const, out):
+def _weighted_log_prob(X, cov, means, U, log_const, out, features):
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     n_tiles = (n_samples + TILE - 1) // TILE
@@ -262,7 +364,10 @@ def _weighted_log_prob(X, cov, means, U, log_const, out):
         start = t * TILE
         n = min(TILE, n_samples - start)
         _load_tile(X, start, n, xt)
-        _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a)
+        if len(features) > 0:
+            _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features)
+        else:
+            _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a)
         for p in range(n):
             for k in range(n_components):
                 out[start + p, k] = a[k, p]
@@ -278,6 +383,10 @@ def _as_3d(covariance_type, precisions_cholesky, n_components, n_features):
     if covariance_type == "spherical":
         return U.reshape(n_components, 1, 1)
     return U
+
+
+def _static(n_features):
+    return (0,) * n_features if n_features <= _MAX_STATIC_FEATURES else ()
 
 
 def _prepare(X, covariance_type, means, precisions_cholesky, log_const):
@@ -319,18 +428,18 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     n_blocks = _n_blocks(n_samples, block_size)
-    ll = np.zeros(n_blocks)
-    tw = np.zeros(n_blocks)
+    ll_tw = np.zeros((n_blocks, 2))
     nk = np.zeros((n_blocks, n_components))
     s1 = np.zeros((n_blocks, n_components, n_features))
     s2 = np.zeros((n_blocks,) + _s2_block_shape(cov, n_components, n_features))
     weighted = sample_weight is not None
     w = sample_weight if weighted else np.empty(0)
-    _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll, tw, nk, s1, s2)
+    _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2, _static(n_features))
 
     # Partials summed in block order, sequentially: the same additions whatever the thread count.
     s2 = _finish_s2(_sum_in_order(s2), covariance_type)
-    return _sum_in_order(ll), _sum_in_order(tw), _sum_in_order(nk), _sum_in_order(s1), s2
+    ll, tw = _sum_in_order(ll_tw)
+    return ll, tw, _sum_in_order(nk), _sum_in_order(s1), s2
 
 
 def _sum_in_order(partials):
@@ -345,7 +454,7 @@ def _sum_in_order(partials):
 def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const, out):
     """Write ``log(pi_k) + log N(x_n | mu_k, Sigma_k)`` into ``out`` (N, K) and return it."""
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
-    _weighted_log_prob(X, cov, means, U, log_const, out)
+    _weighted_log_prob(X, cov, means, U, log_const, out, _static(means.shape[1]))
     return out
 
 
