@@ -18,7 +18,6 @@ from ._data import as_source, weighted_log_prob_blocks
 from ._em import VerbosePrinter, run_em
 from ._init import initial_parameters
 from ._model import COVARIANCE_TYPES, MixtureParameters
-from ._threads import thread_limit
 
 # The fitted attributes a fit replaces, all or none.
 _FITTED_ATTRIBUTES = (
@@ -257,7 +256,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         printer = VerbosePrinter(self.verbose, self.verbose_interval)
 
         best = None
-        with thread_limit(self.n_jobs):
+        with backend.threads(self.n_jobs):
             for init in range(n_init):
                 printer.init_begin(init)
                 if do_init:
@@ -345,14 +344,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
 
     def _blocks(self, X):
-        """``(rows, weighted log-probabilities)`` over bounded row blocks of validated X."""
-        return weighted_log_prob_blocks(get_backend(self.backend), X, self._parameters())
+        """``(rows, weighted log-probabilities)`` over bounded row blocks of validated X, computed under the
+        backend's thread policy for ``n_jobs``."""
+        backend = get_backend(self.backend)
+        with backend.threads(self.n_jobs):
+            yield from weighted_log_prob_blocks(backend, X, self._parameters())
 
     def _predict(self, X):
         labels = np.empty(X.shape[0], dtype=np.int64)
-        with thread_limit(self.n_jobs):
-            for rows, log_prob in self._blocks(X):
-                labels[rows] = log_prob.argmax(axis=1)
+        for rows, log_prob in self._blocks(X):
+            labels[rows] = log_prob.argmax(axis=1)
         return labels
 
     def predict(self, X):
@@ -382,7 +383,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         X = self._validated(X)
         resp = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
-        with thread_limit(self.n_jobs), np.errstate(under="ignore"):
+        with np.errstate(under="ignore"):
             for rows, log_prob in self._blocks(X):
                 resp[rows] = np.exp(log_prob - logsumexp(log_prob, axis=1)[:, None])
         return resp
@@ -401,9 +402,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         X = self._validated(X)
         out = np.empty(X.shape[0], dtype=X.dtype)
-        with thread_limit(self.n_jobs):
-            for rows, log_prob in self._blocks(X):
-                out[rows] = logsumexp(log_prob, axis=1)
+        for rows, log_prob in self._blocks(X):
+            out[rows] = logsumexp(log_prob, axis=1)
         return out
 
     def score(self, X, y=None, sample_weight=None):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import lapack
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -152,15 +153,15 @@ def log_det_cholesky(precisions_cholesky, covariance_type, n_features):
 
 
 def _cholesky_of_precision(covariance, component):
-    """Upper ``U`` with ``inv(covariance) = U U^T``, by one Cholesky and one triangular solve."""
-    try:
-        cov_chol = linalg.cholesky(covariance, lower=True, check_finite=False)
-    except linalg.LinAlgError:
-        raise ValueError(_ill_defined_message(component)) from None
-    if not np.all(np.diagonal(cov_chol) > 0):
+    """Upper ``U`` with ``inv(covariance) = U U^T``: one Cholesky factorisation ``L`` and the inverse of that
+    triangle, ``U = L^-T`` (LAPACK directly: scipy's wrappers cost more than the work at small D)."""
+    cov_chol, info = lapack.dpotrf(covariance, lower=1, clean=1)
+    if info != 0 or not np.all(np.isfinite(cov_chol)):
         raise ValueError(_ill_defined_message(component))
-    n_features = covariance.shape[0]
-    return linalg.solve_triangular(cov_chol, np.eye(n_features), lower=True, check_finite=False).T
+    inverse, info = lapack.dtrtri(cov_chol, lower=1)
+    if info != 0:
+        raise ValueError(_ill_defined_message(component))
+    return np.ascontiguousarray(inverse.T)
 
 
 def _ill_defined_message(component):

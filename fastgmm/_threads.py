@@ -1,10 +1,25 @@
-"""Thread count of a call: ``n_jobs`` applied for the duration of a fit or prediction, then restored."""
+"""Thread counts of a call: ``n_jobs`` applied for the duration of a fit or prediction, then restored.
+
+Each backend parallelises one way, and says which through its ``threads`` attribute: compiled kernels run their own
+threads and want BLAS single-threaded beside them (OpenBLAS workers spin after each small LAPACK call of the M-step
+and take the cores from the kernels: measured 2.4x slower iterations at N=1e5, D=2, K=4); the NumPy reference's only
+parallelism is BLAS itself.
+"""
 
 import os
-import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
+
+_controller = None
+
+
+def _blas_limit(n_threads):
+    """threadpoolctl's limit on the BLAS libraries; one controller is reused (building one scans the process)."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=n_threads, user_api="blas")
 
 
 def effective_n_jobs(n_jobs):
@@ -19,27 +34,28 @@ def effective_n_jobs(n_jobs):
 
 
 @contextmanager
-def _numba_threads(n_threads):
-    """Numba's thread count for this thread only (``set_num_threads`` is thread-local); the threading layer itself
-    is never touched."""
-    import numba
-
-    previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
-
-
-@contextmanager
-def thread_limit(n_jobs):
-    """Limit BLAS/OpenMP pools and Numba's parallel kernels to ``n_jobs`` threads inside the block; no change for
-    None."""
+def blas_threads(n_jobs):
+    """For backends parallel through BLAS: ``n_jobs`` BLAS threads inside the block (None: no change)."""
     n_threads = effective_n_jobs(n_jobs)
     if n_threads is None:
         yield
         return
-    numba_loaded = "numba" in sys.modules
-    with threadpool_limits(limits=n_threads), _numba_threads(n_threads) if numba_loaded else nullcontext():
+    with _blas_limit(n_threads):
         yield
+
+
+@contextmanager
+def numba_threads(n_jobs):
+    """For Numba kernels: ``n_jobs`` Numba threads (for the calling thread only: ``set_num_threads`` is
+    thread-local; the threading layer is never touched) and a single BLAS thread beside them."""
+    import numba
+
+    n_threads = effective_n_jobs(n_jobs)
+    previous = numba.get_num_threads()
+    if n_threads is not None:
+        numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        with _blas_limit(1):
+            yield
+    finally:
+        numba.set_num_threads(previous)

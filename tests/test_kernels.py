@@ -67,7 +67,6 @@ def test_backend_log_prob_matches_reference(backend, covariance_type, dtype):
 def test_statistics_bit_identical_for_any_thread_count(backend, covariance_type, weighted):
     """Blocks depend on N only and partials are summed in block order: 1 thread and 2 threads, same bits."""
     from fastgmm._data import statistics_block_size
-    from fastgmm._threads import thread_limit
 
     X = make_blobs(50_000, 4, 3, seed=12)
     params = random_params(covariance_type, 3, 4, seed=13)
@@ -75,18 +74,25 @@ def test_statistics_bit_identical_for_any_thread_count(backend, covariance_type,
     kernel = get_backend(backend)
     results = []
     for n_jobs in (1, 2, 1):
-        with thread_limit(n_jobs):
+        with kernel.threads(n_jobs):
             results.append(kernel.accumulate(X, w, *params.kernel_arguments(), statistics_block_size(50_000)))
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
 
 
-def test_n_jobs_sets_numba_threads_and_restores():
+def test_numba_thread_policy_sets_and_restores():
     numba = pytest.importorskip("numba")
-    from fastgmm._threads import thread_limit
+    from threadpoolctl import threadpool_info
+
+    from fastgmm._threads import numba_threads
 
     before = numba.get_num_threads()
-    with thread_limit(1):
+    blas_before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    with numba_threads(1):
         assert numba.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+    with numba_threads(None):
+        assert numba.get_num_threads() == before
     assert numba.get_num_threads() == before
+    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == blas_before

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._model import covariance_shape
+from .._threads import blas_threads as threads  # noqa: F401 (the backend's thread policy)
 
 NAME = "numpy"
 
