@@ -143,25 +143,39 @@ def default_fit(n, d, k, repeat):
 
 
 _MEMORY_CHILD = """
-import resource, sys, warnings, numpy as np
+import os, sys, threading, time, warnings, numpy as np
 warnings.simplefilter("ignore")
 library, path, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+page = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
 X = np.load(path)
 if library == "fastgmm":
     from fastgmm import GaussianMixture
 else:
     from sklearn.mixture import GaussianMixture
 GaussianMixture(k, random_state=0, max_iter=2).fit(X[:5000])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = rss()
+peak = [before]
+done = threading.Event()
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], rss())
+        time.sleep(0.001)
+sampler = threading.Thread(target=sample)
+sampler.start()
 GaussianMixture(k, random_state=0).fit(X)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((after - before) * 1024)
+done.set()
+sampler.join()
+print(max(peak[0], rss()) - before)
 """
 
 
 def peak_memory(n, d, k):
-    """Peak resident memory of a default fit minus that of the process just before it, in a fresh process
-    that loaded X from a file (so nothing of the data's creation counts)."""
+    """Peak resident memory of a default fit minus that of the process just before it (sampled every
+    millisecond from /proc/self/statm), in a fresh process that loaded X from a file, so nothing of the data's
+    creation counts."""
     X = make_data(n, d, k)
     result = {"X.nbytes": X.nbytes}
     with tempfile.TemporaryDirectory() as tmp:

@@ -96,3 +96,13 @@ def test_numba_thread_policy_sets_and_restores():
         assert numba.get_num_threads() == before
     assert numba.get_num_threads() == before
     assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == blas_before
+
+
+def test_numba_exp_is_accurate_and_underflows_to_zero():
+    numba_ = pytest.importorskip("fastgmm.kernels.numba_")
+    x = np.concatenate([-np.logspace(-12, np.log10(707.9), 5000), [0.0, -708.5, -745.2, -1e4, -np.inf]])
+    out = np.empty_like(x)
+    numba_._exp_nonpositive(x, out, x.size, np.empty_like(x))
+    finite = x > -708
+    np.testing.assert_allclose(out[finite], np.exp(x[finite]), rtol=4.5e-16, atol=0)
+    np.testing.assert_array_equal(out[~finite], 0.0)

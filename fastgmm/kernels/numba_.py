@@ -185,21 +185,24 @@ def _moments_dense(d, rw, m, cov, k, rd, nk, s1, s2):
 
 
 @njit(cache=True)
-def _stage_tile(xt, n, r, wt, cov, means, keep, stage_d, stage_w, count, rd, nk, s1, s2):
-    """Append, per component, the tile's rows that matter to it (responsibility above ``_NEGLIGIBLE``) to the
-    component's staging columns; a full stage is first reduced into the block's partials.
+def _stage_tile(xt, n, r, total, wt, cov, means, keep, stage_d, stage_w, count, rd, nk, s1, s2):
+    """Append, per component, the tile's rows that matter to it (responsibility ``r / total`` above
+    ``_NEGLIGIBLE``) to the component's staging columns; a full stage is first reduced into the block's partials.
 
     With well-separated components each row matters to one or two of them, so a tile holds only a few rows per
     component: staging keeps the reductions running over long, vectorisable columns all the same.
     """
     n_components, n_features = means.shape
     capacity = stage_w.shape[1]
+    # From here on ``wt`` is the weight over the responsibility sum: w_p / total_p.
+    for p in range(n):
+        wt[p] = wt[p] / total[p]
     for k in range(n_components):
         # Branch-free selection (whether a row matters to a component is unpredictable).
         m = 0
         for p in range(n):
             keep[m] = p
-            m += (r[k, p] > _NEGLIGIBLE) & (wt[p] > 0.0)
+            m += (r[k, p] > _NEGLIGIBLE * total[p]) & (wt[p] > 0.0)
         if m == 0:
             continue
         if count[k] + m > capacity:
@@ -237,7 +240,8 @@ _EXP_MIN = -708.0
 
 @njit(cache=True, fastmath={"contract"})
 def _exp_nonpositive(x, out, n, shifted):
-    """``out[p] = exp(x[p])`` for the first n entries of x (all <= 0 or -inf); ``shifted`` is float64 scratch."""
+    """``out[p] = exp(x[p])`` for the first n entries of x (all <= 0 or -inf); ``shifted`` is float64 scratch,
+    distinct from x and out (aliasing would both corrupt the underflow test and stop the loops vectorising)."""
     bits = shifted.view(np.int64)
     for p in range(n):
         v = x[p]
@@ -268,9 +272,10 @@ def _exp_nonpositive(x, out, n, shifted):
 
 
 @njit(cache=True)
-def _responsibilities_tile(a, n, r, top, total, scratch):
-    """Responsibilities ``r`` (K, T) from the weighted log-probabilities ``a``. Each point's log-likelihood is
-    ``top[p] + log(total[p])``, left to the caller (see ``_add_log_likelihood``)."""
+def _responsibilities_tile(a, n, r, top, total, scratch, shifted):
+    """Unnormalised responsibilities ``r[k, p] = exp(a[k, p] - top[p])`` (K, T) and their sums ``total`` from the
+    weighted log-probabilities ``a``: the responsibility is ``r / total`` (applied where the rows are staged) and
+    each point's log-likelihood ``top + log(total)`` (see ``_add_log_likelihood``)."""
     n_components = a.shape[0]
     for p in range(n):
         top[p] = a[0, p]
@@ -283,14 +288,9 @@ def _responsibilities_tile(a, n, r, top, total, scratch):
         for p in range(n):
             # A point no component can explain (all -inf) gets NaN, as in the reference.
             scratch[p] = a[k, p] - top[p] if top[p] > -np.inf else np.nan
-        _exp_nonpositive(scratch, r[k], n, scratch)
+        _exp_nonpositive(scratch, r[k], n, shifted)
         for p in range(n):
             total[p] += r[k, p]
-    for p in range(n):
-        scratch[p] = 1.0 / total[p]
-    for k in range(n_components):
-        for p in range(n):
-            r[k, p] *= scratch[p]
 
 
 # Points per product of likelihood sums: each sum lies in [1, K], so 32 of them stay below 2^1024 for K < 2^31.
@@ -346,6 +346,7 @@ def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk,
         top = np.empty(TILE)
         total = np.empty(TILE)
         scratch = np.empty(TILE)
+        shifted = np.empty(TILE)
         block_end = min((b + 1) * block_size, n_samples)
         for start in range(b * block_size, block_end, TILE):
             n = min(TILE, block_end - start)
@@ -354,9 +355,9 @@ def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk,
                 _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features)
             else:
                 _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a)
-            _responsibilities_tile(a, n, r, top, total, scratch)
+            _responsibilities_tile(a, n, r, top, total, scratch, shifted)
             _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw[b])
-            _stage_tile(xt, n, r, wt, cov, means, keep, stage_d, stage_w, count, rd, nk[b], s1[b], s2[b])
+            _stage_tile(xt, n, r, total, wt, cov, means, keep, stage_d, stage_w, count, rd, nk[b], s1[b], s2[b])
         _flush_stages(cov, stage_d, stage_w, count, rd, nk[b], s1[b], s2[b])
 
 
