@@ -324,6 +324,17 @@ def _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw):
     ll_tw[1] += n
 
 
+@njit(cache=True)
+def _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y, a):
+    """Load rows ``start:start+n`` into ``xt`` and their weighted log-probabilities into ``a`` (K, T), by the
+    compiled-for-D tile when ``features`` is non-empty."""
+    _load_tile(X, start, n, xt)
+    if len(features) > 0:
+        _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features)
+    else:
+        _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a)
+
+
 @njit(parallel=True, cache=True)
 def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2, features):
     """The one-pass statistics, per block into the block's partials; ``features`` is ``(0,) * D`` when D is small
@@ -350,11 +361,7 @@ def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk,
         block_end = min((b + 1) * block_size, n_samples)
         for start in range(b * block_size, block_end, TILE):
             n = min(TILE, block_end - start)
-            _load_tile(X, start, n, xt)
-            if len(features) > 0:
-                _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features)
-            else:
-                _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a)
+            _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y, a)
             _responsibilities_tile(a, n, r, top, total, scratch, shifted)
             _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw[b])
             _stage_tile(xt, n, r, total, wt, cov, means, keep, stage_d, stage_w, count, rd, nk[b], s1[b], s2[b])
@@ -373,11 +380,7 @@ def _weighted_log_prob(X, cov, means, U, log_const, out, features):
         a = np.empty((n_components, TILE))
         start = t * TILE
         n = min(TILE, n_samples - start)
-        _load_tile(X, start, n, xt)
-        if len(features) > 0:
-            _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features)
-        else:
-            _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a)
+        _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y, a)
         for p in range(n):
             for k in range(n_components):
                 out[start + p, k] = a[k, p]
