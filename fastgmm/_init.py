@@ -10,36 +10,16 @@ import numpy as np
 
 from ._data import statistics_block_size
 from ._kmeans import kmeans_labels, kmeans_plusplus
-from .kernels.numpy_ import accumulate_moments
+from .kernels.numpy_ import responsibility_moments
 from ._model import (
     NK_EPS,
     MixtureParameters,
-    covariance_shape,
     Statistics,
     covariances_from_precision_cholesky,
     estimate_moments,
     precision_cholesky_from_covariances,
     precision_cholesky_from_precisions,
 )
-
-
-def _responsibility_statistics(source, resp_of_block, shift, covariance_type):
-    """Shifted statistics for given responsibilities; ``resp_of_block(rows, n_rows)`` -> (n_rows, K)."""
-    n_components, n_features = shift.shape
-    nk = np.zeros(n_components)
-    s1 = np.zeros((n_components, n_features))
-    s2 = np.zeros(covariance_shape(covariance_type, n_components, n_features))
-    total_weight = 0.0
-    for rows, Xb, wb in source.blocks(statistics_block_size(source.n_samples)):
-        Xb = np.asarray(Xb, dtype=np.float64)
-        resp = np.asarray(resp_of_block(rows, Xb.shape[0]), dtype=np.float64)
-        if wb is None:
-            total_weight += Xb.shape[0]
-        else:
-            resp = resp * wb[:, None]
-            total_weight += wb.sum()
-        accumulate_moments(Xb, resp, shift, covariance_type, nk, s1, s2)
-    return Statistics(0.0, total_weight, nk, s1, s2, shift)
 
 
 def _random_responsibilities(random_state, n_components, dtype):
@@ -134,29 +114,29 @@ def _moments(source, backend, n_components, covariance_type, reg_covar, init_par
     """(weights, means, covariances) of the initial responsibilities, as scikit-learn's ``_initialize``."""
     first_row = np.tile(np.asarray(source.X[0], dtype=np.float64), (n_components, 1))
     total_weight = source.n_samples if source.sample_weight is None else float(source.sample_weight.sum())
+    block_size = statistics_block_size(source.n_samples)
     if init_params == "random":
         # Both passes must see the same draws, while the caller's generator advances by one draw only.
-        state = random_state.get_state()
         replay = np.random.RandomState()
-        replay.set_state(state)
-        dtype = source.X.dtype
-        rough = _responsibility_statistics(
-            source, _random_responsibilities(random_state, n_components, dtype), first_row, covariance_type
-        )
-        means = rough.shift + rough.s1 / (rough.nk + NK_EPS)[:, None]
-        stats = _responsibility_statistics(
-            source, _random_responsibilities(replay, n_components, dtype), means, covariance_type
-        )
+        replay.set_state(random_state.get_state())
+        streams = iter([random_state, replay])
+
+        def moments_about(shift):
+            resp_of_block = _random_responsibilities(next(streams), n_components, source.X.dtype)
+            return responsibility_moments(
+                source.X, source.sample_weight, resp_of_block, shift, covariance_type, block_size
+            )
+
     else:
         labels = _hard_labels(source, backend, n_components, init_params, random_state)
-        block_size = statistics_block_size(source.n_samples)
-        nk, s1, _ = backend.label_statistics(
-            source.X, source.sample_weight, labels, first_row, covariance_type, block_size
-        )
-        means = first_row + s1 / (nk + NK_EPS)[:, None]
-        nk, s1, s2 = backend.label_statistics(
-            source.X, source.sample_weight, labels, means, covariance_type, block_size
-        )
-        stats = Statistics(0.0, total_weight, nk, s1, s2, means)
+
+        def moments_about(shift):
+            return backend.label_statistics(source.X, source.sample_weight, labels, shift, covariance_type, block_size)
+
+    # First about an arbitrary data point for the means, then about those means for the covariances.
+    nk, s1, _ = moments_about(first_row)
+    means = first_row + s1 / (nk + NK_EPS)[:, None]
+    nk, s1, s2 = moments_about(means)
+    stats = Statistics(0.0, total_weight, nk, s1, s2, means)
     # scikit-learn's initial weights are N_k / n_samples, not renormalised: keep them so.
     return estimate_moments(stats, covariance_type, reg_covar, weight_normaliser=total_weight)

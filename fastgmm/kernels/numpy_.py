@@ -169,8 +169,9 @@ def lloyd_step(X, sample_weight, centers, labels, block_size):
     return sums, weights
 
 
-def label_statistics(X, sample_weight, labels, shift, covariance_type, block_size):
-    """``(nk, s1, s2)`` of hard assignments (label -1: no component), moments about ``shift`` (K, D)."""
+def responsibility_moments(X, sample_weight, resp_of_block, shift, covariance_type, block_size):
+    """``(nk, s1, s2)`` of given responsibilities, moments about ``shift`` (K, D); ``resp_of_block(rows, n_rows)``
+    returns the (n_rows, K) responsibilities of a row block, before the sample weights."""
     n_components, n_features = shift.shape
     nk = np.zeros(n_components)
     s1 = np.zeros((n_components, n_features))
@@ -178,9 +179,21 @@ def label_statistics(X, sample_weight, labels, shift, covariance_type, block_siz
     for start in range(0, X.shape[0], block_size):
         rows = slice(start, start + block_size)
         Xb = np.asarray(X[rows], dtype=np.float64)
-        block = labels[rows]
-        resp = np.zeros((Xb.shape[0], n_components))
-        member = block >= 0
-        resp[np.flatnonzero(member), block[member]] = 1.0 if sample_weight is None else sample_weight[rows][member]
+        resp = np.asarray(resp_of_block(rows, Xb.shape[0]), dtype=np.float64)
+        if sample_weight is not None:
+            resp = resp * sample_weight[rows, None]
         accumulate_moments(Xb, resp, shift, covariance_type, nk, s1, s2)
     return nk, s1, s2
+
+
+def label_statistics(X, sample_weight, labels, shift, covariance_type, block_size):
+    """``(nk, s1, s2)`` of hard assignments (label -1: no component), moments about ``shift`` (K, D)."""
+
+    def one_hot(rows, n_rows):
+        block = labels[rows]
+        resp = np.zeros((n_rows, shift.shape[0]))
+        member = block >= 0
+        resp[np.flatnonzero(member), block[member]] = 1.0
+        return resp
+
+    return responsibility_moments(X, sample_weight, one_hot, shift, covariance_type, block_size)
