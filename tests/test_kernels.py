@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fastgmm._backends import get_backend
+from fastgmm._model import MixtureParameters, precision_cholesky_from_covariances
 from fastgmm.kernels import numpy_ as reference
 
 from .oracles import make_blobs, oracle_statistics, oracle_weighted_log_prob, random_params
@@ -51,6 +52,34 @@ def test_backend_accumulate_matches_reference(backend, covariance_type, dtype, w
     args = params.kernel_arguments()
     expected = reference.accumulate(X, w, *args, block_size=4096)
     actual = kernel.accumulate(X, w, *args, block_size=4096)
+    assert_statistics_close(actual, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_backend_sparse_responsibilities_match_reference(backend, covariance_type, weighted):
+    """Far-apart components (one non-negligible responsibility per point), points exactly halfway between two
+    (a tie for the best component), points at shares near the negligible threshold, and zero weights."""
+    rng = np.random.RandomState(12)
+    base = random_params(covariance_type, 4, 3, seed=13)
+    # Components 0 and 1 differ only by their means, so the point halfway between them is an exact tie.
+    covariances = base.covariances.copy()
+    if covariance_type != "tied":
+        covariances[1] = covariances[0]
+    means = np.array([[0.0, 0, 0], [60, 0, 0], [0, 60, 0], [60, 60, 0]])
+    params = MixtureParameters(
+        covariance_type, np.full(4, 0.25), means, covariances,
+        precision_cholesky_from_covariances(covariances, covariance_type),
+    )
+    inside = params.means[rng.randint(4, size=3000)] + rng.normal(size=(3000, 3))
+    halfway = np.repeat(params.means[:2].mean(axis=0, keepdims=True), 50, axis=0)
+    edges = np.linspace([0, 0, 0], [60, 60, 0], 2000)
+    X = np.concatenate([inside, halfway, edges])
+    w = rng.uniform(0, 2, len(X)) if weighted else None
+    if weighted:
+        w[::7] = 0.0
+    args = params.kernel_arguments()
+    expected = reference.accumulate(X, w, *args, block_size=1024)
+    actual = get_backend(backend).accumulate(X, w, *args, block_size=1024)
     assert_statistics_close(actual, expected, rtol=1e-10)
 
 

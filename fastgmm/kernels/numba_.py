@@ -8,8 +8,9 @@ in tiles of ``TILE`` rows held transposed, (D, TILE) in float64, so that every i
 tile: contiguous, independent, and vectorised by LLVM (SIMD over points, not over the short feature axis).
 
 Per tile and component: ``diff = x - mu_k`` (D, T); ``y = U_k^T diff`` through the upper triangle (D^2/2 FMAs per
-point); ``a_k = log_const_k - |y|^2 / 2``. Then a log-sum-exp over components per point, the responsibilities, and
-per component ``s1 += sum_n r diff``, ``s2[i, j] += sum_n r diff_i diff_j`` for ``i <= j`` (D^2/2 FMAs per point).
+point); ``a_k = log_const_k - |y|^2 / 2``. Then a log-sum-exp over components per point and the responsibilities,
+kept sparse (only components within 2^-100 of a point's best one count; usually one or two), and per component
+``s1 += sum_n r diff``, ``s2[i, j] += sum_n r diff_i diff_j`` for ``i <= j`` (D^2/2 FMAs per kept pair).
 
 Every kernel is compiled with ``cache=True``. Measured here, the first fit of a fresh process takes ~23 s of
 compilation with an empty cache and 0.7 s with a warm one, so the cache is worth its known risk: parallel kernels
@@ -89,11 +90,14 @@ def _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a):
             a[k, p] = c - 0.5 * a[k, p]
 
 
-# A responsibility below this (relative to its point's weight) is not accumulated. That changes N_k, S1_k and S2_k by at
-# most n_samples * 2^-100 * (spread of the data)^(0, 1, 2) in absolute terms (< 1e-21 for a billion rows), below the
-# rounding of any component that holds a meaningful fraction of a point, and it is what makes the moments cost
-# ~ N D^2 instead of N K D^2 when the components are well separated.
-_NEGLIGIBLE = 2.0**-100
+# A component whose weighted log-probability lies more than this below the point's largest one gets responsibility
+# zero: its exact share is below 2^-100 (< 8e-31). Dropping it leaves the point's responsibility sum unchanged to the
+# last bit (that sum is >= 1 and each dropped term is below half an ulp of 1), and changes N_k, S1_k and S2_k by at most
+# n_samples * 2^-100 * (spread of the data)^(0, 1, 2) in absolute terms (< 1e-21 for a billion rows), below the
+# rounding of any component that holds a meaningful fraction of a point. It is what makes the E-step cost ~ N K D
+# comparisons plus one exp per point and component that matters, and the moments ~ N D^2 instead of N K D^2, when the
+# components are well separated.
+_LOG_NEGLIGIBLE = -100.0 * math.log(2.0)
 
 
 # Up to this many features the kernels are compiled for the exact D: the loops over features unroll, the loop over
@@ -184,25 +188,84 @@ def _moments_dense(d, rw, m, cov, k, rd, nk, s1, s2):
             j += 1
 
 
-@njit(cache=True)
-def _stage_tile(xt, n, r, total, wt, cov, means, keep, stage_d, stage_w, count, rd, nk, s1, s2):
-    """Append, per component, the tile's rows that matter to it (responsibility ``r / total`` above
-    ``_NEGLIGIBLE``) to the component's staging columns; a full stage is first reduced into the block's partials.
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _moments_gathered(xt, order, order_w, bounds, means, nk, s1, s2):
+    """Diagonal moments straight from the tile's rows grouped by component (``_stage_tile``): with 3 D operations
+    per row there is nothing for staging to amortise."""
+    n_components, n_features = means.shape
+    for k in range(n_components):
+        first, last = bounds[k], bounds[k + 1]
+        if first == last:
+            continue
+        total = 0.0
+        for q in range(first, last):
+            total += order_w[q]
+        nk[k] += total
+        for i in range(n_features):
+            mu = means[k, i]
+            t1 = 0.0
+            t2 = 0.0
+            for q in range(first, last):
+                d = xt[i, order[q]] - mu
+                v = order_w[q] * d
+                t1 += v
+                t2 += v * d
+            s1[k, i] += t1
+            s2[k, i, 0] += t2
 
-    With well-separated components each row matters to one or two of them, so a tile holds only a few rows per
-    component: staging keeps the reductions running over long, vectorisable columns all the same.
+
+@njit(cache=True)
+def _stage_tile(
+    xt, n, best, n_kept, total, wt, pair_p, pair_k, pair_r, n_pairs, cov, means, order, order_w, bounds, stage_d,
+    stage_w, count, rd, nk, s1, s2,
+):
+    """Stage every (row, component) pair of the tile with a non-negligible responsibility, each row's best component
+    (responsibility ``1 / total``) and the other pairs (see ``_responsibilities_tile``), centred on the component's
+    mean, in the component's staging columns; a full stage is first reduced into the block's partials.
+
+    With well-separated components a tile holds only a few rows per component: staging keeps the reductions running
+    over long, vectorisable columns all the same. The pairs are grouped by component with a counting sort (``order``,
+    ``order_w``, ``bounds``) so that each component's rows are copied in one sweep of contiguous stores; a store per
+    row and feature scattered over the whole stage measured 3x slower.
     """
     n_components, n_features = means.shape
     capacity = stage_w.shape[1]
-    # From here on ``wt`` is the weight over the responsibility sum: w_p / total_p.
+    # From here on ``wt`` is the weight over the responsibility sum: w_p / total_p (NaN where total is).
     for p in range(n):
         wt[p] = wt[p] / total[p]
+    for k in range(n_components + 1):
+        bounds[k] = 0
+    for p in range(n):
+        if n_kept[p] > 0 and wt[p] > 0.0:
+            bounds[best[p] + 1] += 1
+    for q in range(n_pairs):
+        if wt[pair_p[q]] > 0.0:
+            bounds[pair_k[q] + 1] += 1
     for k in range(n_components):
-        # Branch-free selection (whether a row matters to a component is unpredictable).
-        m = 0
-        for p in range(n):
-            keep[m] = p
-            m += (r[k, p] > _NEGLIGIBLE * total[p]) & (wt[p] > 0.0)
+        bounds[k + 1] += bounds[k]
+    # Fill each component's run, advancing its start; then shift the starts back.
+    for p in range(n):
+        if n_kept[p] > 0 and wt[p] > 0.0:
+            k = best[p]
+            order[bounds[k]] = p
+            order_w[bounds[k]] = wt[p]
+            bounds[k] += 1
+    for q in range(n_pairs):
+        p = pair_p[q]
+        if wt[p] > 0.0:
+            k = pair_k[q]
+            order[bounds[k]] = p
+            order_w[bounds[k]] = pair_r[q] * wt[p]
+            bounds[k] += 1
+    for k in range(n_components, 0, -1):
+        bounds[k] = bounds[k - 1]
+    bounds[0] = 0
+    if cov == _DIAG or cov == _SPHERICAL:
+        _moments_gathered(xt, order, order_w, bounds, means, nk, s1, s2)
+        return
+    for k in range(n_components):
+        first = bounds[k]
+        m = bounds[k + 1] - first
         if m == 0:
             continue
         if count[k] + m > capacity:
@@ -212,9 +275,9 @@ def _stage_tile(xt, n, r, total, wt, cov, means, keep, stage_d, stage_w, count, 
         for i in range(n_features):
             mu = means[k, i]
             for q in range(m):
-                stage_d[k, i, c + q] = xt[i, keep[q]] - mu
+                stage_d[k, i, c + q] = xt[i, order[first + q]] - mu
         for q in range(m):
-            stage_w[k, c + q] = r[k, keep[q]] * wt[keep[q]]
+            stage_w[k, c + q] = order_w[first + q]
         count[k] = c + m
 
 
@@ -272,25 +335,49 @@ def _exp_nonpositive(x, out, n, shifted):
 
 
 @njit(cache=True)
-def _responsibilities_tile(a, n, r, top, total, scratch, shifted):
-    """Unnormalised responsibilities ``r[k, p] = exp(a[k, p] - top[p])`` (K, T) and their sums ``total`` from the
-    weighted log-probabilities ``a``: the responsibility is ``r / total`` (applied where the rows are staged) and
-    each point's log-likelihood ``top + log(total)`` (see ``_add_log_likelihood``)."""
+def _responsibilities_tile(a, n, top, best, floor, n_kept, total, pair_p, pair_k, pair_v, pair_r, shifted):
+    """The responsibilities of a tile from its weighted log-probabilities ``a`` (K, T), sparse.
+
+    Per point: ``top`` the largest log-probability and ``best`` its component (unnormalised responsibility
+    exp(0) = 1), ``n_kept`` how many components lie within ``_LOG_NEGLIGIBLE`` of it (0 when no component can
+    explain the point: all -inf), ``total`` the sum of the unnormalised responsibilities (NaN when n_kept is 0, as
+    in the reference). The other non-negligible components come as pairs: rows ``pair_p``, components ``pair_k``,
+    unnormalised responsibilities ``pair_r = exp(a - top)``. The responsibility is ``r / total`` and the point's
+    log-likelihood ``top + log(total)``. Returns the number of pairs.
+
+    Only the scans over (K, T) touch every component, and they vectorise; exp runs over the pairs alone.
+    """
     n_components = a.shape[0]
     for p in range(n):
         top[p] = a[0, p]
-        total[p] = 0.0
+        best[p] = 0
     for k in range(1, n_components):
         for p in range(n):
-            v = a[k, p]
-            top[p] = v if v > top[p] else top[p]
+            # Unconditional stores: the loop vectorises.
+            v, t, j = a[k, p], top[p], best[p]
+            top[p] = v if v > t else t
+            best[p] = k if v > t else j
+    for p in range(n):
+        floor[p] = top[p] + _LOG_NEGLIGIBLE
+        n_kept[p] = 0
     for k in range(n_components):
         for p in range(n):
-            # A point no component can explain (all -inf) gets NaN, as in the reference.
-            scratch[p] = a[k, p] - top[p] if top[p] > -np.inf else np.nan
-        _exp_nonpositive(scratch, r[k], n, shifted)
-        for p in range(n):
-            total[p] += r[k, p]
+            n_kept[p] += a[k, p] > floor[p]
+    n_pairs = 0
+    for p in range(n):
+        if n_kept[p] > 1:
+            for k in range(n_components):
+                if a[k, p] > floor[p] and k != best[p]:
+                    pair_p[n_pairs] = p
+                    pair_k[n_pairs] = k
+                    pair_v[n_pairs] = a[k, p] - top[p]
+                    n_pairs += 1
+    _exp_nonpositive(pair_v, pair_r, n_pairs, shifted)
+    for p in range(n):
+        total[p] = 1.0 if n_kept[p] > 0 else np.nan
+    for q in range(n_pairs):
+        total[pair_p[q]] += pair_r[q]
+    return n_pairs
 
 
 # Points per product of likelihood sums: each sum lies in [1, K], so 32 of them stay below 2^1024 for K < 2^31.
@@ -347,24 +434,36 @@ def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk,
         diff = np.empty((n_features, TILE))
         y = np.empty(TILE)
         a = np.empty((n_components, TILE))
-        r = np.empty((n_components, TILE))
         rd = np.empty((n_features, TILE))
-        keep = np.empty(TILE, dtype=np.int64)
         stage_d = np.empty((n_components, n_features, TILE))
         stage_w = np.empty((n_components, TILE))
         count = np.zeros(n_components, dtype=np.int64)
         wt = np.empty(TILE)
         top = np.empty(TILE)
+        best = np.empty(TILE, dtype=np.int64)
+        floor = np.empty(TILE)
+        n_kept = np.empty(TILE, dtype=np.int64)
         total = np.empty(TILE)
-        scratch = np.empty(TILE)
-        shifted = np.empty(TILE)
+        pair_p = np.empty(n_components * TILE, dtype=np.int64)
+        pair_k = np.empty(n_components * TILE, dtype=np.int64)
+        pair_v = np.empty(n_components * TILE)
+        pair_r = np.empty(n_components * TILE)
+        shifted = np.empty(n_components * TILE)
+        order = np.empty(n_components * TILE, dtype=np.int64)
+        order_w = np.empty(n_components * TILE)
+        bounds = np.empty(n_components + 1, dtype=np.int64)
         block_end = min((b + 1) * block_size, n_samples)
         for start in range(b * block_size, block_end, TILE):
             n = min(TILE, block_end - start)
             _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y, a)
-            _responsibilities_tile(a, n, r, top, total, scratch, shifted)
+            n_pairs = _responsibilities_tile(
+                a, n, top, best, floor, n_kept, total, pair_p, pair_k, pair_v, pair_r, shifted
+            )
             _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw[b])
-            _stage_tile(xt, n, r, total, wt, cov, means, keep, stage_d, stage_w, count, rd, nk[b], s1[b], s2[b])
+            _stage_tile(
+                xt, n, best, n_kept, total, wt, pair_p, pair_k, pair_r, n_pairs, cov, means, order, order_w, bounds,
+                stage_d, stage_w, count, rd, nk[b], s1[b], s2[b],
+            )
         _flush_stages(cov, stage_d, stage_w, count, rd, nk[b], s1[b], s2[b])
 
 
