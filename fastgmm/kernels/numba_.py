@@ -103,8 +103,11 @@ _LOG_NEGLIGIBLE = -100.0 * math.log(2.0)
 # Up to this many features the kernels are compiled for the exact D: the loops over features unroll, the loop over
 # the points of a tile becomes the innermost one and vectorises, and the running sums stay in registers. D reaches
 # the compiler as the length of a tuple ``(0,) * D``, a type (a literal int would become a plain int64 inside the
-# outlined body of a prange loop).
-_MAX_STATIC_FEATURES = 16
+# outlined body of a prange loop). The triangular product of full and tied runs out of registers sooner: measured by
+# ``asv_benchmarks/kernel_paths.py`` (K=8), the compiled-for-D tile is 1.7x faster than the generic one up to D=12
+# and 2x slower at D=14 and 16; for diag the whole statistics pass at D=16, K=16 is still 1.3x faster compiled-for-D.
+# The same script measured the large-D alternative, BLAS per tile, and found no D where it gains beyond the noise.
+_MAX_STATIC_FEATURES = {_FULL: 12, _TIED: 12, _DIAG: 16, _SPHERICAL: 16}
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -497,8 +500,8 @@ def _as_3d(covariance_type, precisions_cholesky, n_components, n_features):
     return U
 
 
-def _static(n_features):
-    return (0,) * n_features if n_features <= _MAX_STATIC_FEATURES else ()
+def _static(cov, n_features):
+    return (0,) * n_features if n_features <= _MAX_STATIC_FEATURES[cov] else ()
 
 
 def _prepare(X, covariance_type, means, precisions_cholesky, log_const):
@@ -546,7 +549,7 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
     s2 = np.zeros((n_blocks,) + _s2_block_shape(cov, n_components, n_features))
     weighted = sample_weight is not None
     w = sample_weight if weighted else np.empty(0)
-    _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2, _static(n_features))
+    _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2, _static(cov, n_features))
 
     # Partials summed in block order, sequentially: the same additions whatever the thread count.
     s2 = _finish_s2(_sum_in_order(s2), covariance_type)
@@ -563,7 +566,7 @@ def _sum_in_order(partials):
 def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const, out):
     """Write ``log(pi_k) + log N(x_n | mu_k, Sigma_k)`` into ``out`` (N, K) and return it."""
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
-    _weighted_log_prob(X, cov, means, U, log_const, out, _static(means.shape[1]))
+    _weighted_log_prob(X, cov, means, U, log_const, out, _static(cov, means.shape[1]))
     return out
 
 
