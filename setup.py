@@ -1,6 +1,97 @@
-"""Build script. Metadata lives in pyproject.toml; this file exists for the compiled extensions, which the Cython
-backend adds. Until then it builds the pure-Python package."""
+"""Build script. Metadata lives in pyproject.toml; this file builds the Cython backend, ``fastgmm.kernels._cython``,
+with OpenMP when the compiler has it.
 
-from setuptools import setup
+Environment:
+    FASTGMM_REQUIRE_OPENMP=1   a compiler without OpenMP is a build error (default: build serial, with a warning)
+    FASTGMM_PORTABLE=1         no -march=native: for wheels that run on other machines (default: tuned for this
+                               CPU, as a source install builds for the machine it runs on; AVX2 and FMA measured
+                               1.5-2x faster than the x86-64 baseline here)
+"""
 
-setup()
+import os
+import sys
+import tempfile
+import textwrap
+import warnings
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+_PROBE = textwrap.dedent(
+    """
+    #include <omp.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel reduction(+:n)
+        n += 1;
+        return n > 0 ? 0 : 1;
+    }
+    """
+)
+
+
+def _compiles(compiler, source_text, compile_flags, link_flags):
+    """Whether ``compiler`` builds and links ``source_text`` with these flags."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "probe.c")
+        with open(source, "w") as f:
+            f.write(source_text)
+        try:
+            objects = compiler.compile([source], output_dir=tmp, extra_postargs=compile_flags)
+            compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=link_flags)
+        except Exception:  # any compile or link failure means: not with these flags
+            return False
+    return True
+
+
+def _openmp_flags(compiler):
+    """(compile flags, link flags) with which this compiler builds and links an OpenMP program, or None."""
+    if compiler.compiler_type == "msvc":
+        candidates = [(["/openmp"], [])]
+    else:
+        candidates = [(["-fopenmp"], ["-fopenmp"]), (["-Xpreprocessor", "-fopenmp"], ["-lomp"])]
+    for compile_flags, link_flags in candidates:
+        if _compiles(compiler, _PROBE, compile_flags, link_flags):
+            return compile_flags, link_flags
+    return None
+
+
+class BuildExt(build_ext):
+    """build_ext that probes for OpenMP before compiling the extensions."""
+
+    def build_extensions(self):
+        flags = _openmp_flags(self.compiler)
+        if flags is None:
+            if os.environ.get("FASTGMM_REQUIRE_OPENMP", "0") not in ("", "0"):
+                sys.exit("error: FASTGMM_REQUIRE_OPENMP is set but the C compiler cannot build OpenMP programs")
+            warnings.warn(
+                "fastgmm: the C compiler has no OpenMP; the Cython backend is built single-threaded", stacklevel=1
+            )
+            flags = ([], [])
+        # Reassociation lets the reductions over a tile's points vectorise (Numba's 'reassoc'); NaN and inf keep their
+        # meaning (no -ffinite-math-only): log-likelihoods may be -inf.
+        if self.compiler.compiler_type == "msvc":
+            optimise = ["/O2"]
+        else:
+            optimise = ["-O3", "-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math", "-fno-math-errno"]
+            native = ["-march=native"]
+            portable = os.environ.get("FASTGMM_PORTABLE", "0") not in ("", "0")
+            if not portable and _compiles(self.compiler, "int main(void) { return 0; }", native, []):
+                optimise += native
+        for extension in self.extensions:
+            extension.extra_compile_args = optimise + flags[0]
+            extension.extra_link_args = flags[1]
+        super().build_extensions()
+
+
+def _extensions():
+    from Cython.Build import cythonize
+
+    return cythonize(
+        # optional: without a C compiler the package still installs, with the Numba and NumPy backends.
+        [Extension("fastgmm.kernels._cython", ["fastgmm/kernels/_cython.pyx"], optional=True)],
+        compiler_directives={"language_level": 3},
+    )
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})

@@ -1,24 +1,44 @@
 """Backend registry: which kernel implementations exist, which are usable here, and which ``'auto'`` picks.
 
-A backend is a module of ``fastgmm.kernels`` with the same two functions, ``accumulate`` and ``weighted_log_prob``
-(see ``fastgmm.kernels.numpy_``). Nothing outside this file chooses between them.
+A backend is a module of ``fastgmm.kernels`` with the same functions (``accumulate``, ``weighted_log_prob``, the
+k-means and initialisation kernels, and ``threads``; see ``fastgmm.kernels.numpy_``). Nothing outside this file
+chooses between them.
 """
 
 import importlib
 import os
+import warnings
 
-# Preference order of backend='auto'.
-BACKENDS = ("numba", "numpy")
+# Preference order of backend='auto': Numba, else the Cython extension built at install, else plain NumPy.
+BACKENDS = ("numba", "cython", "numpy")
 
-_MODULES = {"numba": "fastgmm.kernels.numba_", "numpy": "fastgmm.kernels.numpy_"}
+_MODULES = {"numba": "fastgmm.kernels.numba_", "cython": "fastgmm.kernels.cython_", "numpy": "fastgmm.kernels.numpy_"}
+
+_warned_fallback = False
 
 
 def _load(name):
     """The kernel module of ``name``, or the ImportError that makes it unusable."""
     try:
         return importlib.import_module(_MODULES[name]), None
-    except ImportError as exc:  # a compiled backend that is not built or whose compiler is missing
+    except ImportError as exc:  # numba missing or disabled, the extension not built, ...
         return None, exc
+
+
+def backend_status():
+    """Which backends are usable here, and why not.
+
+    Returns
+    -------
+    dict
+        ``{name: None}`` for a usable backend, ``{name: reason}`` (a string) for one that is not, in the order of
+        ``BACKENDS``.
+    """
+    status = {}
+    for name in BACKENDS:
+        _, error = _load(name)
+        status[name] = None if error is None else f"{type(error).__name__}: {error}"
+    return status
 
 
 def get_backend(name="auto"):
@@ -28,21 +48,32 @@ def get_backend(name="auto"):
     ----------
     name : {'auto'} or one of ``BACKENDS``
         ``'auto'`` takes the environment variable ``FASTGMM_BACKEND`` if set, else the first usable backend of
-        ``BACKENDS``.
+        ``BACKENDS``, with a warning (once per process) when that is not the first one.
 
     Returns
     -------
     module
-        Has ``NAME``, ``accumulate`` and ``weighted_log_prob``.
+        Has ``NAME``, ``accumulate``, ``weighted_log_prob`` and ``threads``.
     """
+    global _warned_fallback
     if name == "auto":
         name = os.environ.get("FASTGMM_BACKEND", "auto")
     if name == "auto":
+        reasons = []
         for candidate in BACKENDS:
-            module, _ = _load(candidate)
+            module, error = _load(candidate)
             if module is not None:
+                if reasons and not _warned_fallback:
+                    _warned_fallback = True
+                    warnings.warn(
+                        f"fastgmm uses the {candidate!r} backend: " + "; ".join(reasons)
+                        + ". fastgmm.show_versions() lists the backends.",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
                 return module
-        raise RuntimeError(f"no fastgmm backend is usable; tried {BACKENDS}")
+            reasons.append(f"{candidate!r} is not usable ({error})")
+        raise RuntimeError("no fastgmm backend is usable: " + "; ".join(reasons))
     if name not in _MODULES:
         raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {name!r}")
     module, error = _load(name)

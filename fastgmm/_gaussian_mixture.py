@@ -76,9 +76,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         1 prints each initialisation and iteration; 2 also prints the time and the change of the lower bound.
     verbose_interval : int, default=10
         Iterations between two prints.
-    backend : {'auto', 'numpy'}, default='auto'
+    backend : {'auto', 'numba', 'cython', 'numpy'}, default='auto'
         Kernels that compute the EM passes. 'auto' takes the environment variable ``FASTGMM_BACKEND`` if set, else
-        the fastest usable one. Every backend gives the same model to rounding.
+        the first usable of Numba, the compiled Cython extension and the NumPy reference (warning once when it is
+        not Numba). Every backend gives the same model to rounding; ``fastgmm.show_versions()`` lists them.
     n_jobs : int, default=None
         Threads used by the kernels. None uses the runtime's default (all cores unless an environment variable such
         as ``OMP_NUM_THREADS`` limits it), -1 all cores, -2 all but one, and so on.
@@ -104,6 +105,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Lower bound (mean log-likelihood per sample) of the best initialisation's last iteration.
     lower_bounds_ : list of float
         Lower bound of every iteration of the best initialisation.
+    backend_ : str
+        Name of the backend that fitted the model.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -296,6 +299,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
             )
         self._set_fitted(best)
+        self.backend_ = backend.NAME
         return X
 
     def _checked_init_arrays(self, n_features):

@@ -7,6 +7,7 @@ parallelism is BLAS itself.
 """
 
 import os
+import threading
 from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
@@ -59,3 +60,25 @@ def numba_threads(n_jobs):
             yield
     finally:
         numba.set_num_threads(previous)
+
+
+_openmp = threading.local()
+
+
+@contextmanager
+def openmp_threads(n_jobs):
+    """For the Cython kernels: ``n_jobs`` OpenMP threads for the kernel calls inside the block (made by this thread
+    only: the count is passed to each call, OpenMP's global setting is never touched) and a single BLAS thread."""
+    previous = getattr(_openmp, "n_threads", None)
+    _openmp.n_threads = effective_n_jobs(n_jobs)
+    try:
+        with _blas_limit(1):
+            yield
+    finally:
+        _openmp.n_threads = previous
+
+
+def openmp_thread_count(default):
+    """The thread count ``openmp_threads`` set for this thread, else ``default`` (OpenMP's own)."""
+    n_threads = getattr(_openmp, "n_threads", None)
+    return default if n_threads is None else n_threads

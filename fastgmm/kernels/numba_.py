@@ -23,17 +23,21 @@ whose type would make every call a cache miss (pynndescent pull request 226).
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import config, njit, prange
 
 from .._threads import numba_threads as threads  # noqa: F401 (the backend's thread policy)
+from ._layout import CODES, DIAG, FULL, SPHERICAL, TIED, as_3d, finish_s2, n_blocks, s2_block_shape, sum_in_order
+
+if config.DISABLE_JIT:
+    # The kernels would run as interpreted Python, hundreds of times slower than the NumPy reference.
+    raise ImportError("NUMBA_DISABLE_JIT is set")
 
 NAME = "numba"
 
 # Rows per tile: (D, TILE) float64 buffers of a few tiles stay in L1/L2 for the small D this loop is for.
 TILE = 256
 
-_FULL, _TIED, _DIAG, _SPHERICAL = 0, 1, 2, 3
-_CODES = {"full": _FULL, "tied": _TIED, "diag": _DIAG, "spherical": _SPHERICAL}
+_FULL, _TIED, _DIAG, _SPHERICAL = FULL, TIED, DIAG, SPHERICAL
 
 # Reductions over the rows of a tile vectorise only if LLVM may reassociate the sum; 'contract' allows FMAs. NaN and
 # inf semantics are kept (no 'nnan'/'ninf'): log-likelihoods may legitimately be -inf.
@@ -488,18 +492,6 @@ def _weighted_log_prob(X, cov, means, U, log_const, out, features):
                 out[start + p, k] = a[k, p]
 
 
-def _as_3d(covariance_type, precisions_cholesky, n_components, n_features):
-    """One array layout for the kernels: full (K, D, D), tied (1, D, D), diag (K, D, 1), spherical (K, 1, 1)."""
-    U = np.ascontiguousarray(precisions_cholesky, dtype=np.float64)
-    if covariance_type == "tied":
-        return U.reshape(1, n_features, n_features)
-    if covariance_type == "diag":
-        return U.reshape(n_components, n_features, 1)
-    if covariance_type == "spherical":
-        return U.reshape(n_components, 1, 1)
-    return U
-
-
 def _static(cov, n_features):
     return (0,) * n_features if n_features <= _MAX_STATIC_FEATURES[cov] else ()
 
@@ -507,34 +499,11 @@ def _static(cov, n_features):
 def _prepare(X, covariance_type, means, precisions_cholesky, log_const):
     n_components, n_features = means.shape
     return (
-        _CODES[covariance_type],
+        CODES[covariance_type],
         np.ascontiguousarray(means, dtype=np.float64),
-        _as_3d(covariance_type, precisions_cholesky, n_components, n_features),
+        as_3d(covariance_type, precisions_cholesky, n_components, n_features),
         np.ascontiguousarray(log_const, dtype=np.float64),
     )
-
-
-def _s2_block_shape(cov, n_components, n_features):
-    """Shape of one block's partial s2: full (K, D, D) and tied (1, D, D) upper triangles, diag and spherical
-    (K, D, 1) diagonals."""
-    if cov == _FULL:
-        return (n_components, n_features, n_features)
-    if cov == _TIED:
-        return (1, n_features, n_features)
-    return (n_components, n_features, 1)
-
-
-def _finish_s2(s2, covariance_type):
-    """The summed partial s2 in the reference layout (mirror the upper triangle, drop the helper axes)."""
-    if covariance_type in ("full", "tied"):
-        s2 = np.triu(s2) + np.transpose(np.triu(s2, 1), (0, 2, 1))
-    if covariance_type == "tied":
-        s2 = s2[0]
-    elif covariance_type == "diag":
-        s2 = s2[:, :, 0]
-    elif covariance_type == "spherical":
-        s2 = s2[:, :, 0].sum(axis=1)
-    return s2
 
 
 def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size):
@@ -542,25 +511,19 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
     n_samples, n_features = X.shape
     n_components = means.shape[0]
-    n_blocks = _n_blocks(n_samples, block_size)
-    ll_tw = np.zeros((n_blocks, 2))
-    nk = np.zeros((n_blocks, n_components))
-    s1 = np.zeros((n_blocks, n_components, n_features))
-    s2 = np.zeros((n_blocks,) + _s2_block_shape(cov, n_components, n_features))
+    blocks = n_blocks(n_samples, block_size)
+    ll_tw = np.zeros((blocks, 2))
+    nk = np.zeros((blocks, n_components))
+    s1 = np.zeros((blocks, n_components, n_features))
+    s2 = np.zeros((blocks,) + s2_block_shape(cov, n_components, n_features))
     weighted = sample_weight is not None
     w = sample_weight if weighted else np.empty(0)
     _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2, _static(cov, n_features))
 
     # Partials summed in block order, sequentially: the same additions whatever the thread count.
-    s2 = _finish_s2(_sum_in_order(s2), covariance_type)
-    ll, tw = _sum_in_order(ll_tw)
-    return ll, tw, _sum_in_order(nk), _sum_in_order(s1), s2
-
-
-def _sum_in_order(partials):
-    """Sum of the per-block partials over the first axis. NumPy reduces an outer axis row after row, single-threaded:
-    the same additions in the same order whatever the number of threads that filled the partials."""
-    return partials.sum(axis=0)
+    s2 = finish_s2(sum_in_order(s2), covariance_type)
+    ll, tw = sum_in_order(ll_tw)
+    return ll, tw, sum_in_order(nk), sum_in_order(s1), s2
 
 
 def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const, out):
@@ -571,10 +534,6 @@ def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const,
 
 
 # ---------------------------------------------------------------------------------------------------------- k-means
-
-
-def _n_blocks(n_samples, block_size):
-    return max(1, -(-n_samples // block_size))
 
 
 @njit(parallel=True, cache=True)
@@ -593,13 +552,13 @@ def _candidate_potentials(X, w, weighted, candidates, closest, block_size, parti
 
 def candidate_potentials(X, sample_weight, candidates, closest, block_size):
     """k-means++: for each candidate centre, ``sum_n w_n min(closest_n, |x_n - candidate|^2)``; shape (C,)."""
-    partial = np.zeros((_n_blocks(X.shape[0], block_size), candidates.shape[0]))
+    partial = np.zeros((n_blocks(X.shape[0], block_size), candidates.shape[0]))
     weighted = sample_weight is not None
     _candidate_potentials(
         X, sample_weight if weighted else np.empty(0), weighted, np.ascontiguousarray(candidates, np.float64),
         closest, block_size, partial,
     )
-    return _sum_in_order(partial)
+    return sum_in_order(partial)
 
 
 @njit(parallel=True, cache=True)
@@ -655,15 +614,15 @@ def _lloyd_step(X, w, weighted, centers, labels, block_size, sums, weights):
 def lloyd_step(X, sample_weight, centers, labels, block_size):
     """One Lloyd assignment; see ``fastgmm.kernels.numpy_.lloyd_step``."""
     n_clusters, n_features = centers.shape
-    n_blocks = _n_blocks(X.shape[0], block_size)
-    sums = np.zeros((n_blocks, n_clusters, n_features))
-    weights = np.zeros((n_blocks, n_clusters))
+    blocks = n_blocks(X.shape[0], block_size)
+    sums = np.zeros((blocks, n_clusters, n_features))
+    weights = np.zeros((blocks, n_clusters))
     weighted = sample_weight is not None
     _lloyd_step(
         X, sample_weight if weighted else np.empty(0), weighted, np.ascontiguousarray(centers, np.float64), labels,
         block_size, sums, weights,
     )
-    return _sum_in_order(sums), _sum_in_order(weights)
+    return sum_in_order(sums), sum_in_order(weights)
 
 
 @njit(parallel=True, cache=True)
@@ -693,14 +652,14 @@ def _label_statistics(X, w, weighted, labels, shift, cov, block_size, nk, s1, s2
 def label_statistics(X, sample_weight, labels, shift, covariance_type, block_size):
     """``(nk, s1, s2)`` of hard assignments; see ``fastgmm.kernels.numpy_.label_statistics``."""
     n_components, n_features = shift.shape
-    cov = _CODES[covariance_type]
-    n_blocks = _n_blocks(X.shape[0], block_size)
-    nk = np.zeros((n_blocks, n_components))
-    s1 = np.zeros((n_blocks, n_components, n_features))
-    s2 = np.zeros((n_blocks,) + _s2_block_shape(cov, n_components, n_features))
+    cov = CODES[covariance_type]
+    blocks = n_blocks(X.shape[0], block_size)
+    nk = np.zeros((blocks, n_components))
+    s1 = np.zeros((blocks, n_components, n_features))
+    s2 = np.zeros((blocks,) + s2_block_shape(cov, n_components, n_features))
     weighted = sample_weight is not None
     _label_statistics(
         X, sample_weight if weighted else np.empty(0), weighted, labels, np.ascontiguousarray(shift, np.float64), cov,
         block_size, nk, s1, s2,
     )
-    return _sum_in_order(nk), _sum_in_order(s1), _finish_s2(_sum_in_order(s2), covariance_type)
+    return sum_in_order(nk), sum_in_order(s1), finish_s2(sum_in_order(s2), covariance_type)

@@ -1,0 +1,52 @@
+"""``fastgmm.show_versions()``: what a bug report needs (versions, backends and why, threads, BLAS)."""
+
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+
+def _versions():
+    found = {}
+    for package in ("fastgmm", "numpy", "scipy", "scikit-learn", "numba", "llvmlite", "Cython", "threadpoolctl"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def show_versions():
+    """Print the versions of fastgmm and its dependencies, every backend (usable or not, and why), the backend
+    ``backend='auto'`` picks, the default thread counts and the BLAS libraries."""
+    import os
+
+    from threadpoolctl import threadpool_info
+
+    from ._backends import backend_status, get_backend
+
+    print("\nSystem:")
+    print(f"    python: {sys.version.split()[0]} ({sys.executable})")
+    print(f"  platform: {platform.platform()}")
+    print(f"      cpus: {os.cpu_count()}")
+    print("\nPython dependencies:")
+    for package, found in _versions().items():
+        print(f"  {package:>13}: {found or 'not installed'}")
+    print("\nBackends:")
+    for name, reason in backend_status().items():
+        print(f"  {name:>7}: {'usable' if reason is None else 'not usable: ' + reason}")
+    try:
+        print(f"     auto: {get_backend('auto').NAME}")
+    except RuntimeError as exc:
+        print(f"     auto: {exc}")
+    print("\nThreads:")
+    status = backend_status()
+    if status["numba"] is None:
+        import numba
+
+        print(f"    numba: {numba.get_num_threads()} (threading layer {numba.config.THREADING_LAYER})")
+    if status["cython"] is None:
+        from .kernels import _cython
+
+        print(f"   cython: {_cython.max_threads()} (OpenMP {'on' if _cython.OPENMP else 'off: built without it'})")
+    for pool in threadpool_info():
+        print(f"  {pool['user_api']:>7}: {pool['num_threads']} ({pool['internal_api']} {pool.get('version') or ''})")

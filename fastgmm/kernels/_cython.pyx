@@ -1,0 +1,492 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Cython kernels: the fallback compiled backend, with the Numba backend's algorithm (fastgmm/kernels/numba_.py)
+and interface, built at install time with OpenMP where the compiler has it.
+
+Rows are cut into blocks whose boundaries depend on N only; a thread takes whole blocks (``prange`` over blocks,
+buffers private to the thread, as scikit-learn's ``_k_means_lloyd.pyx``) and writes each block's own partial
+statistics, which the caller sums in block order: the result is bit-identical whatever the thread count. Inside a
+block, rows go through in tiles of ``TILE`` rows held transposed, (D, TILE) in float64, so that the inner loops run
+over the points of a tile (contiguous, independent: the C compiler vectorises them). The responsibilities are kept
+sparse, as in the Numba kernel: a component whose share is below 2^-100 of the point's best one counts as 0, so exp
+runs only over the pairs that matter (libm's scalar exp is then no bottleneck).
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.math cimport exp, log, INFINITY, NAN
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memset
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int fastgmm_openmp(void) { return 1; }
+    static int fastgmm_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int fastgmm_openmp(void) { return 0; }
+    static int fastgmm_max_threads(void) { return 1; }
+    #endif
+    """
+    int fastgmm_openmp() nogil
+    int fastgmm_max_threads() nogil
+
+ctypedef fused floating:
+    float
+    double
+
+cdef enum:
+    TILE = 256
+    FULL = 0
+    TIED = 1
+    DIAG = 2
+    SPHERICAL = 3
+
+# -100 ln 2: see numba_._LOG_NEGLIGIBLE for why dropping those shares is exact for the sums and below rounding for
+# the moments.
+cdef double LOG_NEGLIGIBLE = -69.31471805599453
+
+OPENMP = bool(fastgmm_openmp())
+
+
+def max_threads():
+    """OpenMP's default thread count (1 without OpenMP)."""
+    return fastgmm_max_threads()
+
+
+# ----------------------------------------------------------------------------------------------- tile arithmetic
+
+
+cdef inline void _load_tile(const floating[:, ::1] X, Py_ssize_t start, int n, double* xt) noexcept nogil:
+    cdef int p, i
+    cdef int D = X.shape[1]
+    for p in range(n):
+        for i in range(D):
+            xt[i * TILE + p] = X[start + p, i]
+
+
+cdef extern from *:
+    # Pointers that the C compiler may assume distinct, so that it vectorises without run-time overlap checks.
+    ctypedef double* rdouble "double * __restrict__"
+    ctypedef const double* crdouble "const double * __restrict__"
+
+
+cdef inline void _axpy4(rdouble y, crdouble d, double u0, double u1, double u2, double u3, int n) noexcept nogil:
+    """y += u0 d[0] + u1 d[TILE] + u2 d[2 TILE] + u3 d[3 TILE] over the first n points."""
+    cdef int p
+    for p in range(n):
+        y[p] += u0 * d[p] + u1 * d[TILE + p] + u2 * d[2 * TILE + p] + u3 * d[3 * TILE + p]
+
+
+cdef inline void _axpy1(rdouble y, crdouble d, double u, int n) noexcept nogil:
+    cdef int p
+    for p in range(n):
+        y[p] += u * d[p]
+
+
+cdef void _log_prob_tile(
+    crdouble xt, int n, int cov, crdouble means, crdouble U, crdouble log_const, int K, int D, rdouble diff,
+    rdouble y, rdouble a,
+) noexcept nogil:
+    """a[k, p] = log_const_k - |U_k^T (x_p - mu_k)|^2 / 2; U laid out as full (K, D, D), tied (1, D, D),
+    diag (K, D), spherical (K,)."""
+    cdef int k, i, j, p
+    cdef double m, u, t, c
+    cdef const double* Uk
+    cdef rdouble ak
+    cdef rdouble dk
+    cdef crdouble xi
+    for k in range(K):
+        ak = a + k * TILE
+        for i in range(D):
+            m = means[k * D + i]
+            dk = diff + i * TILE
+            xi = xt + i * TILE
+            for p in range(n):
+                dk[p] = xi[p] - m
+        for p in range(n):
+            ak[p] = 0.0
+        if cov == FULL or cov == TIED:
+            Uk = U + (0 if cov == TIED else k * D * D)
+            for j in range(D):
+                for p in range(n):
+                    y[p] = 0.0
+                # Four rows of diff per sweep: 1.5 memory operations per FMA instead of 3.
+                i = 0
+                while i + 4 <= j + 1:
+                    _axpy4(y, diff + i * TILE, Uk[i * D + j], Uk[(i + 1) * D + j], Uk[(i + 2) * D + j],
+                           Uk[(i + 3) * D + j], n)
+                    i = i + 4
+                while i <= j:
+                    _axpy1(y, diff + i * TILE, Uk[i * D + j], n)
+                    i = i + 1
+                for p in range(n):
+                    ak[p] += y[p] * y[p]
+        else:
+            for i in range(D):
+                u = U[k * D + i] if cov == DIAG else U[k]
+                dk = diff + i * TILE
+                for p in range(n):
+                    t = u * dk[p]
+                    ak[p] += t * t
+        c = log_const[k]
+        for p in range(n):
+            ak[p] = c - 0.5 * ak[p]
+
+
+cdef int _responsibilities_tile(
+    const double* a, int n, int K, double* top, long* best, double* floor_, long* n_kept, double* total,
+    long* pair_p, long* pair_k, double* pair_r,
+) noexcept nogil:
+    """Sparse responsibilities of a tile, as ``numba_._responsibilities_tile``; returns the number of pairs."""
+    cdef int k, p, n_pairs = 0
+    cdef double v
+    for p in range(n):
+        top[p] = a[p]
+        best[p] = 0
+    for k in range(1, K):
+        for p in range(n):
+            v = a[k * TILE + p]
+            if v > top[p]:
+                top[p] = v
+                best[p] = k
+    for p in range(n):
+        floor_[p] = top[p] + LOG_NEGLIGIBLE
+        n_kept[p] = 0
+    for k in range(K):
+        for p in range(n):
+            n_kept[p] += a[k * TILE + p] > floor_[p]
+    for p in range(n):
+        if n_kept[p] > 1:
+            for k in range(K):
+                if a[k * TILE + p] > floor_[p] and k != best[p]:
+                    pair_p[n_pairs] = p
+                    pair_k[n_pairs] = k
+                    pair_r[n_pairs] = exp(a[k * TILE + p] - top[p])
+                    n_pairs += 1
+    for p in range(n):
+        total[p] = 1.0 if n_kept[p] > 0 else NAN
+    for k in range(n_pairs):
+        total[pair_p[k]] += pair_r[k]
+    return n_pairs
+
+
+cdef void _add_log_likelihood(
+    const double* top, const double* total, int n, const double* w, Py_ssize_t start, bint weighted, double* wt,
+    double* ll_tw,
+) noexcept nogil:
+    """ll_tw[0] += sum_p w_p (top_p + log total_p), ll_tw[1] += sum_p w_p; fills the tile's weights ``wt``."""
+    cdef int p
+    cdef double wp, s = 0.0
+    if weighted:
+        for p in range(n):
+            wp = w[start + p]
+            wt[p] = wp
+            # A zero-weight row adds nothing, even where its log-likelihood is -inf.
+            if wp != 0.0:
+                ll_tw[0] += wp * (top[p] + log(total[p]))
+            ll_tw[1] += wp
+        return
+    for p in range(n):
+        wt[p] = 1.0
+        s += top[p] + log(total[p])
+    ll_tw[0] += s
+    ll_tw[1] += n
+
+
+cdef void _moments_dense(
+    const double* d, const double* rw, int m, int cov, int k, int D, double* rd, double* nk, double* s1, double* s2,
+) noexcept nogil:
+    """Add the moments of m staged columns ``d`` (D, TILE) with weights ``rw`` to component k's partials; s2 is
+    full/tied (K or 1, D, D) upper triangle, diag/spherical (K, D)."""
+    cdef int i, j, q
+    cdef double s, total = 0.0
+    cdef double* s2k
+    for q in range(m):
+        total += rw[q]
+    nk[k] += total
+    for i in range(D):
+        for q in range(m):
+            rd[i * TILE + q] = rw[q] * d[i * TILE + q]
+    for i in range(D):
+        s = 0.0
+        for q in range(m):
+            s += rd[i * TILE + q]
+        s1[k * D + i] += s
+        if cov == DIAG or cov == SPHERICAL:
+            s = 0.0
+            for q in range(m):
+                s += rd[i * TILE + q] * d[i * TILE + q]
+            s2[k * D + i] += s
+        else:
+            s2k = s2 + (0 if cov == TIED else k * D * D)
+            for j in range(i, D):
+                s = 0.0
+                for q in range(m):
+                    s += rd[i * TILE + q] * d[j * TILE + q]
+                s2k[i * D + j] += s
+
+
+cdef void _stage_tile(
+    const double* xt, int n, const long* best, const long* n_kept, const double* total, double* wt,
+    const long* pair_p, const long* pair_k, const double* pair_r, int n_pairs, int cov, const double* means, int K,
+    int D, long* order, double* order_w, long* bounds, double* stage_d, double* stage_w, long* count, double* rd,
+    double* nk, double* s1, double* s2,
+) noexcept nogil:
+    """Group the tile's (row, component) pairs by component (counting sort) and append them, centred on the
+    component's mean, to its staging columns; a full stage is first reduced into the partials
+    (as ``numba_._stage_tile``)."""
+    cdef int p, q, k, i, c, m, first
+    cdef double mu
+    for p in range(n):
+        wt[p] = wt[p] / total[p]
+    for k in range(K + 1):
+        bounds[k] = 0
+    for p in range(n):
+        if n_kept[p] > 0 and wt[p] > 0.0:
+            bounds[best[p] + 1] += 1
+    for q in range(n_pairs):
+        if wt[pair_p[q]] > 0.0:
+            bounds[pair_k[q] + 1] += 1
+    for k in range(K):
+        bounds[k + 1] += bounds[k]
+    for p in range(n):
+        if n_kept[p] > 0 and wt[p] > 0.0:
+            k = best[p]
+            order[bounds[k]] = p
+            order_w[bounds[k]] = wt[p]
+            bounds[k] += 1
+    for q in range(n_pairs):
+        p = pair_p[q]
+        if wt[p] > 0.0:
+            k = pair_k[q]
+            order[bounds[k]] = p
+            order_w[bounds[k]] = pair_r[q] * wt[p]
+            bounds[k] += 1
+    for k in range(K, 0, -1):
+        bounds[k] = bounds[k - 1]
+    bounds[0] = 0
+    for k in range(K):
+        first = bounds[k]
+        m = bounds[k + 1] - first
+        if m == 0:
+            continue
+        if count[k] + m > TILE:
+            _moments_dense(stage_d + k * D * TILE, stage_w + k * TILE, count[k], cov, k, D, rd, nk, s1, s2)
+            count[k] = 0
+        c = count[k]
+        for i in range(D):
+            mu = means[k * D + i]
+            for q in range(m):
+                stage_d[(k * D + i) * TILE + c + q] = xt[i * TILE + order[first + q]] - mu
+        for q in range(m):
+            stage_w[k * TILE + c + q] = order_w[first + q]
+        count[k] = c + m
+
+
+# ------------------------------------------------------------------------------------------------------- kernels
+
+
+def accumulate_blocks(
+    const floating[:, ::1] X, const double[::1] w, bint weighted, int cov, const double[:, ::1] means,
+    const double[::1] U, const double[::1] log_const, Py_ssize_t block_size, double[:, ::1] ll_tw, double[:, ::1] nk,
+    double[:, ::1] s1, double[:, ::1] s2, int n_threads,
+):
+    """The one-pass statistics, block b's partials into row b of ``ll_tw`` (2), ``nk`` (K), ``s1`` (K D) and
+    ``s2`` (flattened, see ``_moments_dense``)."""
+    cdef Py_ssize_t n_samples = X.shape[0], start, block_end
+    cdef int D = X.shape[1], K = means.shape[0], n_blocks = ll_tw.shape[0]
+    cdef int b, n, n_pairs, k
+    cdef double *xt
+    cdef double *diff
+    cdef double *y
+    cdef double *a
+    cdef double *rd
+    cdef double *stage_d
+    cdef double *stage_w
+    cdef double *wt
+    cdef double *top
+    cdef double *floor_
+    cdef double *total
+    cdef double *pair_r
+    cdef double *order_w
+    cdef long *count
+    cdef long *best
+    cdef long *n_kept
+    cdef long *pair_p
+    cdef long *pair_k
+    cdef long *order
+    cdef long *bounds
+    cdef const double* w_ptr = &w[0] if weighted else NULL
+    with nogil, parallel(num_threads=n_threads):
+        xt = <double*> malloc(sizeof(double) * D * TILE)
+        diff = <double*> malloc(sizeof(double) * D * TILE)
+        y = <double*> malloc(sizeof(double) * TILE)
+        a = <double*> malloc(sizeof(double) * K * TILE)
+        rd = <double*> malloc(sizeof(double) * D * TILE)
+        stage_d = <double*> malloc(sizeof(double) * K * D * TILE)
+        stage_w = <double*> malloc(sizeof(double) * K * TILE)
+        wt = <double*> malloc(sizeof(double) * TILE)
+        top = <double*> malloc(sizeof(double) * TILE)
+        floor_ = <double*> malloc(sizeof(double) * TILE)
+        total = <double*> malloc(sizeof(double) * TILE)
+        pair_r = <double*> malloc(sizeof(double) * K * TILE)
+        order_w = <double*> malloc(sizeof(double) * K * TILE)
+        count = <long*> malloc(sizeof(long) * K)
+        best = <long*> malloc(sizeof(long) * TILE)
+        n_kept = <long*> malloc(sizeof(long) * TILE)
+        pair_p = <long*> malloc(sizeof(long) * K * TILE)
+        pair_k = <long*> malloc(sizeof(long) * K * TILE)
+        order = <long*> malloc(sizeof(long) * K * TILE)
+        bounds = <long*> malloc(sizeof(long) * (K + 1))
+        for b in prange(n_blocks, schedule="static"):
+            for k in range(K):
+                count[k] = 0
+            block_end = min((b + 1) * block_size, n_samples)
+            start = b * block_size
+            while start < block_end:
+                n = <int> min(TILE, block_end - start)
+                _load_tile(X, start, n, xt)
+                _log_prob_tile(xt, n, cov, &means[0, 0], &U[0], &log_const[0], K, D, diff, y, a)
+                n_pairs = _responsibilities_tile(a, n, K, top, best, floor_, n_kept, total, pair_p, pair_k, pair_r)
+                _add_log_likelihood(top, total, n, w_ptr, start, weighted, wt, &ll_tw[b, 0])
+                _stage_tile(
+                    xt, n, best, n_kept, total, wt, pair_p, pair_k, pair_r, n_pairs, cov, &means[0, 0], K, D, order,
+                    order_w, bounds, stage_d, stage_w, count, rd, &nk[b, 0], &s1[b, 0], &s2[b, 0],
+                )
+                start = start + TILE
+            for k in range(K):
+                if count[k] > 0:
+                    _moments_dense(
+                        stage_d + k * D * TILE, stage_w + k * TILE, count[k], cov, k, D, rd, &nk[b, 0], &s1[b, 0],
+                        &s2[b, 0],
+                    )
+        free(xt); free(diff); free(y); free(a); free(rd); free(stage_d); free(stage_w); free(wt); free(top)
+        free(floor_); free(total); free(pair_r); free(order_w); free(count); free(best); free(n_kept); free(pair_p)
+        free(pair_k); free(order); free(bounds)
+
+
+def weighted_log_prob_rows(
+    const floating[:, ::1] X, int cov, const double[:, ::1] means, const double[::1] U,
+    const double[::1] log_const, double[:, ::1] out, int n_threads,
+):
+    """out[n, k] = log(pi_k) + log N(x_n | mu_k, Sigma_k)."""
+    cdef Py_ssize_t n_samples = X.shape[0]
+    cdef int D = X.shape[1], K = means.shape[0]
+    cdef int t, n, p, k
+    cdef int n_tiles = <int> ((n_samples + TILE - 1) // TILE)
+    cdef double *xt
+    cdef double *diff
+    cdef double *y
+    cdef double *a
+    with nogil, parallel(num_threads=n_threads):
+        xt = <double*> malloc(sizeof(double) * D * TILE)
+        diff = <double*> malloc(sizeof(double) * D * TILE)
+        y = <double*> malloc(sizeof(double) * TILE)
+        a = <double*> malloc(sizeof(double) * K * TILE)
+        for t in prange(n_tiles, schedule="static"):
+            n = <int> min(TILE, n_samples - t * TILE)
+            _load_tile(X, t * TILE, n, xt)
+            _log_prob_tile(xt, n, cov, &means[0, 0], &U[0], &log_const[0], K, D, diff, y, a)
+            for p in range(n):
+                for k in range(K):
+                    out[t * TILE + p, k] = a[k * TILE + p]
+        free(xt); free(diff); free(y); free(a)
+
+
+# ------------------------------------------------------------------------------------------------------- k-means
+
+
+def candidate_potentials_blocks(
+    const floating[:, ::1] X, const double[::1] w, bint weighted, const double[:, ::1] candidates,
+    const double[::1] closest, Py_ssize_t block_size, double[:, ::1] partial, int n_threads,
+):
+    """partial[b, c] = sum over block b of w_n min(closest_n, |x_n - candidate_c|^2)."""
+    cdef Py_ssize_t n_samples = X.shape[0], row
+    cdef int D = X.shape[1], C = candidates.shape[0], b, c, i
+    cdef double d, t, wn
+    with nogil:
+        for b in prange(partial.shape[0], schedule="static", num_threads=n_threads):
+            for row in range(b * block_size, min((b + 1) * block_size, n_samples)):
+                wn = w[row] if weighted else 1.0
+                for c in range(C):
+                    d = 0.0
+                    for i in range(D):
+                        t = X[row, i] - candidates[c, i]
+                        d = d + t * t
+                    partial[b, c] += wn * min(d, closest[row])
+
+
+def update_closest_rows(const floating[:, ::1] X, const double[::1] center, double[::1] closest, int n_threads):
+    """closest = min(closest, |x - center|^2)."""
+    cdef Py_ssize_t row
+    cdef int D = X.shape[1], i
+    cdef double d, t
+    with nogil:
+        for row in prange(X.shape[0], schedule="static", num_threads=n_threads):
+            d = 0.0
+            for i in range(D):
+                t = X[row, i] - center[i]
+                d = d + t * t
+            if d < closest[row]:
+                closest[row] = d
+
+
+def lloyd_step_blocks(
+    const floating[:, ::1] X, const double[::1] w, bint weighted, const double[:, ::1] centers, int[::1] labels,
+    Py_ssize_t block_size, double[:, :, ::1] sums, double[:, ::1] weights, int n_threads,
+):
+    """Nearest centre of each row (first on ties) into ``labels``; per-block cluster sums and weights."""
+    cdef Py_ssize_t n_samples = X.shape[0], row
+    cdef int D = X.shape[1], C = centers.shape[0], b, c, i, nearest
+    cdef double d, t, best_d, wn
+    with nogil:
+        for b in prange(sums.shape[0], schedule="static", num_threads=n_threads):
+            for row in range(b * block_size, min((b + 1) * block_size, n_samples)):
+                nearest = 0
+                best_d = INFINITY
+                for c in range(C):
+                    d = 0.0
+                    for i in range(D):
+                        t = X[row, i] - centers[c, i]
+                        d = d + t * t
+                    if c == 0 or d < best_d:
+                        best_d = d
+                        nearest = c
+                labels[row] = nearest
+                wn = w[row] if weighted else 1.0
+                weights[b, nearest] += wn
+                for i in range(D):
+                    sums[b, nearest, i] += wn * X[row, i]
+
+
+def label_statistics_blocks(
+    const floating[:, ::1] X, const double[::1] w, bint weighted, const int[::1] labels,
+    const double[:, ::1] shift, int cov, Py_ssize_t block_size, double[:, ::1] nk, double[:, ::1] s1,
+    double[:, ::1] s2, int n_threads,
+):
+    """Per-block (nk, s1, s2) of hard assignments (label -1: none), s2 laid out as in ``_moments_dense``."""
+    cdef Py_ssize_t n_samples = X.shape[0], row
+    cdef int D = X.shape[1], b, k, i, j, off
+    cdef double wn
+    cdef double *d
+    with nogil, parallel(num_threads=n_threads):
+        d = <double*> malloc(sizeof(double) * D)
+        for b in prange(nk.shape[0], schedule="static"):
+            for row in range(b * block_size, min((b + 1) * block_size, n_samples)):
+                k = labels[row]
+                wn = w[row] if weighted else 1.0
+                if k < 0 or wn == 0.0:
+                    continue
+                nk[b, k] += wn
+                for i in range(D):
+                    d[i] = X[row, i] - shift[k, i]
+                    s1[b, k * D + i] += wn * d[i]
+                if cov == FULL or cov == TIED:
+                    off = 0 if cov == TIED else k * D * D
+                    for i in range(D):
+                        for j in range(i, D):
+                            s2[b, off + i * D + j] += wn * d[i] * d[j]
+                else:
+                    for i in range(D):
+                        s2[b, k * D + i] += wn * d[i] * d[i]
+        free(d)

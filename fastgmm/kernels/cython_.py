@@ -1,0 +1,104 @@
+"""The Cython backend: the compiled fallback when Numba is not usable, with the same interface as
+``fastgmm.kernels.numba_`` and the same algorithm (``_cython.pyx``), built by setup.py at install time."""
+
+import numpy as np
+
+from .._threads import openmp_threads as threads  # noqa: F401 (the backend's thread policy)
+from .._threads import openmp_thread_count
+from . import _cython  # ImportError when the extension was not built: the backend is then unusable
+from ._layout import CODES, as_3d, finish_s2, n_blocks, s2_block_shape, sum_in_order
+
+NAME = "cython"
+
+
+def _n_threads():
+    return openmp_thread_count(_cython.max_threads())
+
+
+def _rows(X):
+    """X as the kernels read it: C-contiguous float32 or float64 (a copy only when it is not already)."""
+    return np.ascontiguousarray(X)
+
+
+def _c(array):
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def _weights(sample_weight):
+    return (np.empty(0), False) if sample_weight is None else (_c(sample_weight), True)
+
+
+def _prepare(covariance_type, means, precisions_cholesky, log_const):
+    n_components, n_features = means.shape
+    U = as_3d(covariance_type, precisions_cholesky, n_components, n_features)
+    return CODES[covariance_type], _c(means), U.ravel(), _c(log_const)
+
+
+def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size):
+    """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``."""
+    cov, means, U, log_const = _prepare(covariance_type, means, precisions_cholesky, log_const)
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    blocks = n_blocks(n_samples, block_size)
+    s2_shape = s2_block_shape(cov, n_components, n_features)
+    ll_tw = np.zeros((blocks, 2))
+    nk = np.zeros((blocks, n_components))
+    s1 = np.zeros((blocks, n_components * n_features))
+    s2 = np.zeros((blocks, int(np.prod(s2_shape))))
+    w, weighted = _weights(sample_weight)
+    _cython.accumulate_blocks(
+        _rows(X), w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2, _n_threads()
+    )
+    ll, tw = sum_in_order(ll_tw)
+    s1 = sum_in_order(s1).reshape(n_components, n_features)
+    s2 = finish_s2(sum_in_order(s2).reshape(s2_shape), covariance_type)
+    return ll, tw, sum_in_order(nk), s1, s2
+
+
+def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const, out):
+    """Write ``log(pi_k) + log N(x_n | mu_k, Sigma_k)`` into ``out`` (N, K) and return it."""
+    cov, means, U, log_const = _prepare(covariance_type, means, precisions_cholesky, log_const)
+    _cython.weighted_log_prob_rows(_rows(X), cov, means, U, log_const, out, _n_threads())
+    return out
+
+
+def candidate_potentials(X, sample_weight, candidates, closest, block_size):
+    """k-means++: for each candidate centre, ``sum_n w_n min(closest_n, |x_n - candidate|^2)``; shape (C,)."""
+    partial = np.zeros((n_blocks(X.shape[0], block_size), candidates.shape[0]))
+    w, weighted = _weights(sample_weight)
+    _cython.candidate_potentials_blocks(_rows(X), w, weighted, _c(candidates), closest, block_size, partial,
+                                        _n_threads())
+    return sum_in_order(partial)
+
+
+def update_closest(X, center, closest, block_size):
+    """``closest = min(closest, |x - center|^2)`` in place."""
+    _cython.update_closest_rows(_rows(X), _c(center), closest, _n_threads())
+
+
+def lloyd_step(X, sample_weight, centers, labels, block_size):
+    """One Lloyd assignment; see ``fastgmm.kernels.numpy_.lloyd_step``."""
+    n_clusters, n_features = centers.shape
+    blocks = n_blocks(X.shape[0], block_size)
+    sums = np.zeros((blocks, n_clusters, n_features))
+    weights = np.zeros((blocks, n_clusters))
+    w, weighted = _weights(sample_weight)
+    _cython.lloyd_step_blocks(_rows(X), w, weighted, _c(centers), labels, block_size, sums, weights, _n_threads())
+    return sum_in_order(sums), sum_in_order(weights)
+
+
+def label_statistics(X, sample_weight, labels, shift, covariance_type, block_size):
+    """``(nk, s1, s2)`` of hard assignments; see ``fastgmm.kernels.numpy_.label_statistics``."""
+    n_components, n_features = shift.shape
+    cov = CODES[covariance_type]
+    blocks = n_blocks(X.shape[0], block_size)
+    s2_shape = s2_block_shape(cov, n_components, n_features)
+    nk = np.zeros((blocks, n_components))
+    s1 = np.zeros((blocks, n_components * n_features))
+    s2 = np.zeros((blocks, int(np.prod(s2_shape))))
+    w, weighted = _weights(sample_weight)
+    _cython.label_statistics_blocks(
+        _rows(X), w, weighted, np.ascontiguousarray(labels, dtype=np.int32), _c(shift), cov, block_size, nk, s1, s2,
+                                    _n_threads())
+    s1 = sum_in_order(s1).reshape(n_components, n_features)
+    return sum_in_order(nk), s1, finish_s2(sum_in_order(s2).reshape(s2_shape), covariance_type)

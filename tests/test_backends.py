@@ -1,0 +1,79 @@
+"""Backend selection: 'auto' falls back from Numba to Cython to NumPy with a warning that says why; forced backends
+fail clearly; show_versions reports them all."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastgmm import GaussianMixture, show_versions
+from fastgmm._backends import BACKENDS, backend_status, get_backend
+
+from .conftest import USABLE_BACKENDS
+
+# A fresh interpreter in which ``import numba`` fails (as on a Python release before numba's wheels), fitting a
+# fixed problem and printing the chosen backend and the model.
+_WITHOUT_NUMBA = """
+import json, sys, warnings
+sys.modules["numba"] = None  # makes ``import numba`` raise ImportError
+import numpy as np
+from fastgmm import GaussianMixture
+X = np.random.RandomState(0).normal(size=(3000, 3)) + np.repeat(np.eye(3) * 8, 1000, axis=0)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    model = GaussianMixture(3, covariance_type="full", random_state=0).fit(X)
+print(json.dumps({
+    "backend": model.backend_, "warnings": [str(w.message) for w in caught if w.category is RuntimeWarning],
+    "means": model.means_.tolist(), "lower_bound": model.lower_bound_, "numba_loaded": "numba" in sys.modules
+    and sys.modules["numba"] is not None,
+}))
+"""
+
+
+@pytest.mark.skipif("cython" not in USABLE_BACKENDS, reason="the Cython extension is not built")
+def test_auto_picks_cython_without_numba_and_fits_the_same_model():
+    env = {key: value for key, value in os.environ.items() if key != "FASTGMM_BACKEND"}
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_NUMBA], capture_output=True, text=True, env=env, timeout=600, check=True
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["backend"] == "cython"
+    assert not report["numba_loaded"]
+    assert len(report["warnings"]) == 1 and "'cython'" in report["warnings"][0] and "numba" in report["warnings"][0]
+
+    X = np.random.RandomState(0).normal(size=(3000, 3)) + np.repeat(np.eye(3) * 8, 1000, axis=0)
+    reference = GaussianMixture(3, covariance_type="full", random_state=0, backend="numpy").fit(X)
+    np.testing.assert_allclose(report["means"], reference.means_, rtol=1e-10)
+    np.testing.assert_allclose(report["lower_bound"], reference.lower_bound_, rtol=1e-10)
+
+
+def test_forced_backend_that_is_not_usable_fails_clearly(monkeypatch):
+    monkeypatch.setitem(sys.modules, "fastgmm.kernels.cython_", None)
+    with pytest.raises(ImportError, match="backend 'cython' is not usable"):
+        get_backend("cython")
+    with pytest.raises(ImportError, match="backend 'cython' is not usable"):
+        GaussianMixture(2, backend="cython").fit(np.random.RandomState(0).normal(size=(50, 2)))
+
+
+def test_environment_variable_sets_the_default(monkeypatch):
+    monkeypatch.setenv("FASTGMM_BACKEND", "numpy")
+    assert get_backend("auto").NAME == "numpy"
+    assert GaussianMixture(2).fit(np.random.RandomState(0).normal(size=(50, 2))).backend_ == "numpy"
+
+
+def test_unknown_backend_is_a_value_error():
+    with pytest.raises(ValueError, match="backend must be"):
+        get_backend("fortran")
+
+
+def test_show_versions_lists_every_backend(capsys):
+    show_versions()
+    out = capsys.readouterr().out
+    for name, reason in backend_status().items():
+        assert name in out
+        assert ("usable" if reason is None else "not usable") in out
+    assert "auto:" in out and "numpy" in out and "scikit-learn" in out
+    assert set(backend_status()) == set(BACKENDS)
