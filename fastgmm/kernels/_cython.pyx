@@ -13,8 +13,7 @@ runs only over the pairs that matter (libm's scalar exp is then no bottleneck).
 
 from cython.parallel cimport parallel, prange
 from libc.math cimport exp, log, INFINITY, NAN
-from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memset
+from libc.stdlib cimport free, malloc
 
 cdef extern from *:
     """
@@ -317,6 +316,9 @@ def accumulate_blocks(
     cdef long *order
     cdef long *bounds
     cdef const double* w_ptr = &w[0] if weighted else NULL
+    cdef int failed = 0
+    cdef int* failed_ptr = &failed  # written through a pointer: shared by the threads
+    cdef bint ok
     with nogil, parallel(num_threads=n_threads):
         xt = <double*> malloc(sizeof(double) * D * TILE)
         diff = <double*> malloc(sizeof(double) * D * TILE)
@@ -338,7 +340,17 @@ def accumulate_blocks(
         pair_k = <long*> malloc(sizeof(long) * K * TILE)
         order = <long*> malloc(sizeof(long) * K * TILE)
         bounds = <long*> malloc(sizeof(long) * (K + 1))
+        ok = (
+            xt != NULL and diff != NULL and y != NULL and a != NULL and rd != NULL and stage_d != NULL
+            and stage_w != NULL and wt != NULL and top != NULL and floor_ != NULL and total != NULL
+            and pair_r != NULL and order_w != NULL and count != NULL and best != NULL and n_kept != NULL
+            and pair_p != NULL and pair_k != NULL and order != NULL and bounds != NULL
+        )
+        if not ok:
+            failed_ptr[0] = 1
         for b in prange(n_blocks, schedule="static"):
+            if not ok:
+                continue
             for k in range(K):
                 count[k] = 0
             block_end = min((b + 1) * block_size, n_samples)
@@ -363,6 +375,8 @@ def accumulate_blocks(
         free(xt); free(diff); free(y); free(a); free(rd); free(stage_d); free(stage_w); free(wt); free(top)
         free(floor_); free(total); free(pair_r); free(order_w); free(count); free(best); free(n_kept); free(pair_p)
         free(pair_k); free(order); free(bounds)
+    if failed:
+        raise MemoryError(f"fastgmm: cannot allocate the statistics buffers of a thread (K={K}, D={D})")
 
 
 def weighted_log_prob_rows(
@@ -378,12 +392,20 @@ def weighted_log_prob_rows(
     cdef double *diff
     cdef double *y
     cdef double *a
+    cdef int failed = 0
+    cdef int* failed_ptr = &failed
+    cdef bint ok
     with nogil, parallel(num_threads=n_threads):
         xt = <double*> malloc(sizeof(double) * D * TILE)
         diff = <double*> malloc(sizeof(double) * D * TILE)
         y = <double*> malloc(sizeof(double) * TILE)
         a = <double*> malloc(sizeof(double) * K * TILE)
+        ok = xt != NULL and diff != NULL and y != NULL and a != NULL
+        if not ok:
+            failed_ptr[0] = 1
         for t in prange(n_tiles, schedule="static"):
+            if not ok:
+                continue
             n = <int> min(TILE, n_samples - t * TILE)
             _load_tile(X, t * TILE, n, xt)
             _log_prob_tile(xt, n, cov, &means[0, 0], &U[0], &log_const[0], K, D, diff, y, a)
@@ -391,6 +413,8 @@ def weighted_log_prob_rows(
                 for k in range(K):
                     out[t * TILE + p, k] = a[k * TILE + p]
         free(xt); free(diff); free(y); free(a)
+    if failed:
+        raise MemoryError(f"fastgmm: cannot allocate the log-probability buffers of a thread (K={K}, D={D})")
 
 
 # ------------------------------------------------------------------------------------------------------- k-means
@@ -469,9 +493,15 @@ def label_statistics_blocks(
     cdef int D = X.shape[1], b, k, i, j, off
     cdef double wn
     cdef double *d
+    cdef int failed = 0
+    cdef int* failed_ptr = &failed
     with nogil, parallel(num_threads=n_threads):
         d = <double*> malloc(sizeof(double) * D)
+        if d == NULL:
+            failed_ptr[0] = 1
         for b in prange(nk.shape[0], schedule="static"):
+            if d == NULL:
+                continue
             for row in range(b * block_size, min((b + 1) * block_size, n_samples)):
                 k = labels[row]
                 wn = w[row] if weighted else 1.0
@@ -490,3 +520,5 @@ def label_statistics_blocks(
                     for i in range(D):
                         s2[b, k * D + i] += wn * d[i] * d[i]
         free(d)
+    if failed:
+        raise MemoryError(f"fastgmm: cannot allocate a buffer of {D} features")
