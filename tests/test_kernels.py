@@ -141,3 +141,22 @@ def test_numba_exp_is_accurate_and_underflows_to_zero():
     finite = x > -708
     np.testing.assert_allclose(out[finite], np.exp(x[finite]), rtol=4.5e-16, atol=0)
     np.testing.assert_array_equal(out[~finite], 0.0)
+
+
+@pytest.mark.parametrize("layout", ["fortran", "strided", "read_only"])
+def test_backend_reads_any_layout(backend, covariance_type, layout):
+    """Fortran-ordered, strided and read-only X give the statistics of the C-ordered copy."""
+    wide = make_blobs(3000, 6, 3, seed=20)
+    X = {
+        "fortran": np.asfortranarray(wide[:, :3]),
+        "strided": wide[::2, ::2],
+        "read_only": wide[:, :3].copy(),
+    }[layout]
+    X.setflags(write=False)
+    params = random_params(covariance_type, 3, 3, seed=21)
+    args = params.kernel_arguments()
+    kernel = get_backend(backend)
+    expected = reference.accumulate(np.ascontiguousarray(X), None, *args, block_size=512)
+    assert_statistics_close(kernel.accumulate(X, None, *args, block_size=512), expected, rtol=1e-10)
+    out = kernel.weighted_log_prob(X, *args, np.empty((X.shape[0], 3)))
+    np.testing.assert_allclose(out, reference.weighted_log_prob(X, *args, np.empty((X.shape[0], 3))), rtol=1e-10)

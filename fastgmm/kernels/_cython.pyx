@@ -55,7 +55,7 @@ def max_threads():
 # ----------------------------------------------------------------------------------------------- tile arithmetic
 
 
-cdef inline void _load_tile(const floating[:, ::1] X, Py_ssize_t start, int n, double* xt) noexcept nogil:
+cdef inline void _load_tile(const floating[:, :] X, Py_ssize_t start, int n, double* xt) noexcept nogil:
     cdef int p, i
     cdef int D = X.shape[1]
     for p in range(n):
@@ -286,7 +286,7 @@ cdef void _stage_tile(
 
 
 def accumulate_blocks(
-    const floating[:, ::1] X, const double[::1] w, bint weighted, int cov, const double[:, ::1] means,
+    const floating[:, :] X, const double[::1] w, bint weighted, int cov, const double[:, ::1] means,
     const double[::1] U, const double[::1] log_const, Py_ssize_t block_size, double[:, ::1] ll_tw, double[:, ::1] nk,
     double[:, ::1] s1, double[:, ::1] s2, int n_threads,
 ):
@@ -380,7 +380,7 @@ def accumulate_blocks(
 
 
 def weighted_log_prob_rows(
-    const floating[:, ::1] X, int cov, const double[:, ::1] means, const double[::1] U,
+    const floating[:, :] X, int cov, const double[:, ::1] means, const double[::1] U,
     const double[::1] log_const, double[:, ::1] out, int n_threads,
 ):
     """out[n, k] = log(pi_k) + log N(x_n | mu_k, Sigma_k)."""
@@ -421,7 +421,7 @@ def weighted_log_prob_rows(
 
 
 def candidate_potentials_blocks(
-    const floating[:, ::1] X, const double[::1] w, bint weighted, const double[:, ::1] candidates,
+    const floating[:, :] X, const double[::1] w, bint weighted, const double[:, ::1] candidates,
     const double[::1] closest, Py_ssize_t block_size, double[:, ::1] partial, int n_threads,
 ):
     """partial[b, c] = sum over block b of w_n min(closest_n, |x_n - candidate_c|^2)."""
@@ -440,7 +440,7 @@ def candidate_potentials_blocks(
                     partial[b, c] += wn * min(d, closest[row])
 
 
-def update_closest_rows(const floating[:, ::1] X, const double[::1] center, double[::1] closest, int n_threads):
+def update_closest_rows(const floating[:, :] X, const double[::1] center, double[::1] closest, int n_threads):
     """closest = min(closest, |x - center|^2)."""
     cdef Py_ssize_t row
     cdef int D = X.shape[1], i
@@ -456,7 +456,7 @@ def update_closest_rows(const floating[:, ::1] X, const double[::1] center, doub
 
 
 def lloyd_step_blocks(
-    const floating[:, ::1] X, const double[::1] w, bint weighted, const double[:, ::1] centers, int[::1] labels,
+    const floating[:, :] X, const double[::1] w, bint weighted, const double[:, ::1] centers, int[::1] labels,
     Py_ssize_t block_size, double[:, :, ::1] sums, double[:, ::1] weights, int n_threads,
 ):
     """Nearest centre of each row (first on ties) into ``labels``; per-block cluster sums and weights."""
@@ -484,7 +484,7 @@ def lloyd_step_blocks(
 
 
 def label_statistics_blocks(
-    const floating[:, ::1] X, const double[::1] w, bint weighted, const int[::1] labels,
+    const floating[:, :] X, const double[::1] w, bint weighted, const int[::1] labels,
     const double[:, ::1] shift, int cov, Py_ssize_t block_size, double[:, ::1] nk, double[:, ::1] s1,
     double[:, ::1] s2, int n_threads,
 ):

@@ -16,8 +16,9 @@ def _n_threads():
 
 
 def _rows(X):
-    """X as the kernels read it: C-contiguous float32 or float64 (a copy only when it is not already)."""
-    return np.ascontiguousarray(X)
+    """X as the kernels read it: float32 or float64 with any strides (a Fortran-ordered or sliced X is read in
+    place, never copied)."""
+    return np.asarray(X)
 
 
 def _c(array):
