@@ -28,7 +28,8 @@ import numpy as np
 from numba import njit, prange
 
 from fastgmm.kernels import numba_
-from fastgmm.kernels.numba_ import TILE, _TIED, _load_tile, _tile_log_prob
+from fastgmm.kernels._layout import TIED
+from fastgmm.kernels.numba_ import TILE, _load_tile, _tile_log_prob
 
 
 @njit(cache=True)
@@ -36,7 +37,7 @@ def _log_prob_tile_blas(xt, cov, means, Ut, log_const, diff, y, a):
     """``numba_._log_prob_tile`` through one gemm per component over the whole (D, TILE) tile."""
     n_components, n_features = means.shape
     for k in range(n_components):
-        kk = 0 if cov == _TIED else k
+        kk = 0 if cov == TIED else k
         for i in range(n_features):
             for p in range(TILE):
                 diff[i, p] = xt[i, p] - means[k, i]

@@ -31,15 +31,15 @@ def show_versions():
     print("\nPython dependencies:")
     for package, found in _versions().items():
         print(f"  {package:>13}: {found or 'not installed'}")
+    status = backend_status()
     print("\nBackends:")
-    for name, reason in backend_status().items():
+    for name, reason in status.items():
         print(f"  {name:>7}: {'usable' if reason is None else 'not usable: ' + reason}")
     try:
         print(f"     auto: {get_backend('auto').NAME}")
     except RuntimeError as exc:
         print(f"     auto: {exc}")
     print("\nThreads:")
-    status = backend_status()
     if status["numba"] is None:
         import numba
 

@@ -12,8 +12,8 @@ point); ``a_k = log_const_k - |y|^2 / 2``. Then a log-sum-exp over components pe
 kept sparse (only components within 2^-100 of a point's best one count; usually one or two), and per component
 ``s1 += sum_n r diff``, ``s2[i, j] += sum_n r diff_i diff_j`` for ``i <= j`` (D^2/2 FMAs per kept pair).
 
-Every kernel is compiled with ``cache=True``. Measured here, the first fit of a fresh process takes ~23 s of
-compilation with an empty cache and 0.7 s with a warm one, so the cache is worth its known risk: parallel kernels
+Every kernel is compiled with ``cache=True``. Measured here, the first fit of a fresh process takes ~30 s of
+compilation with an empty cache and 0.75 s with a warm one, so the cache is worth its known risk: parallel kernels
 loaded from a cache written under another thread count used to crash (numba issue 7518, the reason pynndescent
 removed ``cache=True`` from its parallel functions in its pull request 175); numba fixed that in 0.56, below our
 minimum, and ``tests/test_compile_cache.py`` checks it in fresh processes. No kernel takes a function argument,
@@ -37,8 +37,6 @@ NAME = "numba"
 # Rows per tile: (D, TILE) float64 buffers of a few tiles stay in L1/L2 for the small D this loop is for.
 TILE = 256
 
-_FULL, _TIED, _DIAG, _SPHERICAL = FULL, TIED, DIAG, SPHERICAL
-
 # Reductions over the rows of a tile vectorise only if LLVM may reassociate the sum; 'contract' allows FMAs. NaN and
 # inf semantics are kept (no 'nnan'/'ninf'): log-likelihoods may legitimately be -inf.
 _REDUCE_MATH = {"reassoc", "contract"}
@@ -57,14 +55,14 @@ def _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a):
     """``a[k, p] = log_const_k - |U_k^T (x_p - mu_k)|^2 / 2`` for the first n columns of the tile."""
     n_components, n_features = means.shape
     for k in range(n_components):
-        kk = 0 if cov == _TIED else k
+        kk = 0 if cov == TIED else k
         for i in range(n_features):
             m = means[k, i]
             for p in range(n):
                 diff[i, p] = xt[i, p] - m
         for p in range(n):
             a[k, p] = 0.0
-        if cov == _FULL or cov == _TIED:
+        if cov == FULL or cov == TIED:
             for j in range(n_features):
                 for p in range(n):
                     y[p] = 0.0
@@ -85,7 +83,7 @@ def _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a):
                     a[k, p] += y[p] * y[p]
         else:
             for i in range(n_features):
-                u = U[k, i, 0] if cov == _DIAG else U[k, 0, 0]
+                u = U[k, i, 0] if cov == DIAG else U[k, 0, 0]
                 for p in range(n):
                     t = u * diff[i, p]
                     a[k, p] += t * t
@@ -111,7 +109,7 @@ _LOG_NEGLIGIBLE = -100.0 * math.log(2.0)
 # ``asv_benchmarks/kernel_paths.py`` (K=8), the compiled-for-D tile is 1.7x faster than the generic one up to D=12
 # and 2x slower at D=14 and 16; for diag the whole statistics pass at D=16, K=16 is still 1.3x faster compiled-for-D.
 # The same script measured the large-D alternative, BLAS per tile, and found no D where it gains beyond the noise.
-_MAX_STATIC_FEATURES = {_FULL: 12, _TIED: 12, _DIAG: 16, _SPHERICAL: 16}
+_MAX_STATIC_FEATURES = {FULL: 12, TIED: 12, DIAG: 16, SPHERICAL: 16}
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -120,9 +118,9 @@ def _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features):
     D = len(features)
     n_components = means.shape[0]
     for k in range(n_components):
-        kk = 0 if cov == _TIED else k
+        kk = 0 if cov == TIED else k
         c = log_const[k]
-        if cov == _FULL or cov == _TIED:
+        if cov == FULL or cov == TIED:
             for p in range(n):
                 acc = 0.0
                 for j in range(D):
@@ -131,7 +129,7 @@ def _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features):
                         s += U[kk, i, j] * (xt[i, p] - means[k, i])
                     acc += s * s
                 a[k, p] = c - 0.5 * acc
-        elif cov == _DIAG:
+        elif cov == DIAG:
             for p in range(n):
                 acc = 0.0
                 for i in range(D):
@@ -152,8 +150,8 @@ def _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features):
 def _moments_dense(d, rw, m, cov, k, rd, nk, s1, s2):
     """Add the moments of ``m`` gathered columns ``d`` (D, >= m) with weights ``rw`` to component k's partials."""
     n_features = d.shape[0]
-    kk = 0 if cov == _TIED else k
-    full = cov == _FULL or cov == _TIED
+    kk = 0 if cov == TIED else k
+    full = cov == FULL or cov == TIED
     total = 0.0
     for q in range(m):
         total += rw[q]
@@ -267,7 +265,7 @@ def _stage_tile(
     for k in range(n_components, 0, -1):
         bounds[k] = bounds[k - 1]
     bounds[0] = 0
-    if cov == _DIAG or cov == _SPHERICAL:
+    if cov == DIAG or cov == SPHERICAL:
         _moments_gathered(xt, order, order_w, bounds, means, nk, s1, s2)
         return
     for k in range(n_components):
@@ -628,7 +626,7 @@ def lloyd_step(X, sample_weight, centers, labels, block_size):
 @njit(parallel=True, cache=True)
 def _label_statistics(X, w, weighted, labels, shift, cov, block_size, nk, s1, s2):
     n_samples, n_features = X.shape
-    full = cov == _FULL or cov == _TIED
+    full = cov == FULL or cov == TIED
     for b in prange(nk.shape[0]):
         d = np.empty(n_features)
         for n in range(b * block_size, min((b + 1) * block_size, n_samples)):
@@ -636,7 +634,7 @@ def _label_statistics(X, w, weighted, labels, shift, cov, block_size, nk, s1, s2
             wn = w[n] if weighted else 1.0
             if k < 0 or wn == 0.0:
                 continue
-            kk = 0 if cov == _TIED else k
+            kk = 0 if cov == TIED else k
             nk[b, k] += wn
             for i in range(n_features):
                 d[i] = X[n, i] - shift[k, i]
