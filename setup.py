@@ -89,7 +89,8 @@ def _extensions():
 
     return cythonize(
         # optional: without a C compiler the package still installs, with the Numba and NumPy backends.
-        [Extension("fastgmm.kernels._cython", ["fastgmm/kernels/_cython.pyx"], optional=True)],
+        [Extension("fastgmm.kernels._cython", ["fastgmm/kernels/_cython.pyx"], depends=["fastgmm/kernels/_tile_math.h"],
+                   optional=True)],
         compiler_directives={"language_level": 3},
     )
 

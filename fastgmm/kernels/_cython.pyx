@@ -8,12 +8,21 @@ statistics, which the caller sums in block order: the result is bit-identical wh
 block, rows go through in tiles of ``TILE`` rows held transposed, (D, TILE) in float64, so that the inner loops run
 over the points of a tile (contiguous, independent: the C compiler vectorises them). The responsibilities are kept
 sparse, as in the Numba kernel: a component whose share is below 2^-100 of the point's best one counts as 0, so exp
-runs only over the pairs that matter (libm's scalar exp is then no bottleneck).
+runs only over the pairs that matter. Two pieces are C in ``_tile_math.h``: the log-probabilities of a tile compiled
+for the exact D when D is small (Cython has no compile-time integers) and an exp that vectorises.
 """
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport exp, log, INFINITY, NAN
-from libc.stdlib cimport free, malloc
+from libc.math cimport log, INFINITY, NAN
+from libc.stdlib cimport calloc, free, malloc
+
+cdef extern from "_tile_math.h" nogil:
+    int FASTGMM_STATIC_TILE
+    int fastgmm_has_static_tile(int cov, int D)
+    void fastgmm_static_tile(
+        const double* xt, int n, int cov, const double* means, const double* U, const double* log_const, int K, int D,
+        double* a)
+    void fastgmm_exp_nonpositive(const double* x, double* out, int n)
 
 cdef extern from *:
     """
@@ -35,6 +44,7 @@ ctypedef fused floating:
 
 cdef enum:
     TILE = 256
+    LOG_CHUNK = 32  # see numba_._LOG_CHUNK
     FULL = 0
     TIED = 1
     DIAG = 2
@@ -45,6 +55,7 @@ cdef enum:
 cdef double LOG_NEGLIGIBLE = -69.31471805599453
 
 OPENMP = bool(fastgmm_openmp())
+STATIC_TILE = bool(FASTGMM_STATIC_TILE)
 
 
 def max_threads():
@@ -93,13 +104,17 @@ cdef void _log_prob_tile(
     rdouble y, rdouble a,
 ) noexcept nogil:
     """a[k, p] = log_const_k - |U_k^T (x_p - mu_k)|^2 / 2; U laid out as full (K, D, D), tied (1, D, D),
-    diag (K, D), spherical (K,)."""
+    diag (K, D), spherical (K,). Small D goes to the compiled-for-D tile of ``_tile_math.h``, which reads up to
+    three columns of ``xt`` past n (so ``xt`` is allocated zeroed)."""
     cdef int k, i, j, p
     cdef double m, u, t, c
     cdef const double* Uk
     cdef rdouble ak
     cdef rdouble dk
     cdef crdouble xi
+    if fastgmm_has_static_tile(cov, D):
+        fastgmm_static_tile(xt, n, cov, means, U, log_const, K, D, a)
+        return
     for k in range(K):
         ak = a + k * TILE
         for i in range(D):
@@ -140,20 +155,23 @@ cdef void _log_prob_tile(
 
 cdef int _responsibilities_tile(
     const double* a, int n, int K, double* top, long* best, double* floor_, long* n_kept, double* total,
-    long* pair_p, long* pair_k, double* pair_r,
+    long* pair_p, long* pair_k, double* pair_v, double* pair_r,
 ) noexcept nogil:
     """Sparse responsibilities of a tile, as ``numba_._responsibilities_tile``; returns the number of pairs."""
     cdef int k, p, n_pairs = 0
-    cdef double v
+    cdef double v, t
+    cdef long j
     for p in range(n):
         top[p] = a[p]
         best[p] = 0
     for k in range(1, K):
         for p in range(n):
+            # Unconditional stores: the loop vectorises.
             v = a[k * TILE + p]
-            if v > top[p]:
-                top[p] = v
-                best[p] = k
+            t = top[p]
+            j = best[p]
+            top[p] = v if v > t else t
+            best[p] = k if v > t else j
     for p in range(n):
         floor_[p] = top[p] + LOG_NEGLIGIBLE
         n_kept[p] = 0
@@ -166,8 +184,9 @@ cdef int _responsibilities_tile(
                 if a[k * TILE + p] > floor_[p] and k != best[p]:
                     pair_p[n_pairs] = p
                     pair_k[n_pairs] = k
-                    pair_r[n_pairs] = exp(a[k * TILE + p] - top[p])
+                    pair_v[n_pairs] = a[k * TILE + p] - top[p]
                     n_pairs += 1
+    fastgmm_exp_nonpositive(pair_v, pair_r, n_pairs)
     for p in range(n):
         total[p] = 1.0 if n_kept[p] > 0 else NAN
     for k in range(n_pairs):
@@ -180,8 +199,8 @@ cdef void _add_log_likelihood(
     double* ll_tw,
 ) noexcept nogil:
     """ll_tw[0] += sum_p w_p (top_p + log total_p), ll_tw[1] += sum_p w_p; fills the tile's weights ``wt``."""
-    cdef int p
-    cdef double wp, s = 0.0
+    cdef int p, c
+    cdef double wp, product, s = 0.0
     if weighted:
         for p in range(n):
             wp = w[start + p]
@@ -193,7 +212,15 @@ cdef void _add_log_likelihood(
         return
     for p in range(n):
         wt[p] = 1.0
-        s += top[p] + log(total[p])
+        s += top[p]
+    # One log per LOG_CHUNK points, as numba_._add_log_likelihood: each total lies in [1, K] (or is NaN).
+    c = 0
+    while c < n:
+        product = 1.0
+        for p in range(c, min(c + LOG_CHUNK, n)):
+            product *= total[p]
+        s += log(product)
+        c = c + LOG_CHUNK
     ll_tw[0] += s
     ll_tw[1] += n
 
@@ -321,6 +348,7 @@ def accumulate_blocks(
     cdef double *top
     cdef double *floor_
     cdef double *total
+    cdef double *pair_v
     cdef double *pair_r
     cdef double *order_w
     cdef long *count
@@ -335,7 +363,7 @@ def accumulate_blocks(
     cdef int* failed_ptr = &failed  # written through a pointer: shared by the threads
     cdef bint ok
     with nogil, parallel(num_threads=n_threads):
-        xt = <double*> malloc(sizeof(double) * D * TILE)
+        xt = <double*> calloc(D * TILE, sizeof(double))
         diff = <double*> malloc(sizeof(double) * D * TILE)
         y = <double*> malloc(sizeof(double) * TILE)
         a = <double*> malloc(sizeof(double) * K * TILE)
@@ -346,6 +374,7 @@ def accumulate_blocks(
         top = <double*> malloc(sizeof(double) * TILE)
         floor_ = <double*> malloc(sizeof(double) * TILE)
         total = <double*> malloc(sizeof(double) * TILE)
+        pair_v = <double*> malloc(sizeof(double) * K * TILE)
         pair_r = <double*> malloc(sizeof(double) * K * TILE)
         order_w = <double*> malloc(sizeof(double) * K * TILE)
         count = <long*> malloc(sizeof(long) * K)
@@ -358,7 +387,7 @@ def accumulate_blocks(
         ok = (
             xt != NULL and diff != NULL and y != NULL and a != NULL and rd != NULL and stage_d != NULL
             and stage_w != NULL and wt != NULL and top != NULL and floor_ != NULL and total != NULL
-            and pair_r != NULL and order_w != NULL and count != NULL and best != NULL and n_kept != NULL
+            and pair_v != NULL and pair_r != NULL and order_w != NULL and count != NULL and best != NULL and n_kept != NULL
             and pair_p != NULL and pair_k != NULL and order != NULL and bounds != NULL
         )
         if not ok:
@@ -374,7 +403,9 @@ def accumulate_blocks(
                 n = <int> min(TILE, block_end - start)
                 _load_tile(X, start, n, xt)
                 _log_prob_tile(xt, n, cov, &means[0, 0], &U[0], &log_const[0], K, D, diff, y, a)
-                n_pairs = _responsibilities_tile(a, n, K, top, best, floor_, n_kept, total, pair_p, pair_k, pair_r)
+                n_pairs = _responsibilities_tile(
+                    a, n, K, top, best, floor_, n_kept, total, pair_p, pair_k, pair_v, pair_r
+                )
                 _add_log_likelihood(top, total, n, w_ptr, start, weighted, wt, &ll_tw[b, 0])
                 _stage_tile(
                     xt, n, best, n_kept, total, wt, pair_p, pair_k, pair_r, n_pairs, cov, &means[0, 0], K, D, order,
@@ -388,7 +419,7 @@ def accumulate_blocks(
                         &s2[b, 0],
                     )
         free(xt); free(diff); free(y); free(a); free(rd); free(stage_d); free(stage_w); free(wt); free(top)
-        free(floor_); free(total); free(pair_r); free(order_w); free(count); free(best); free(n_kept); free(pair_p)
+        free(floor_); free(total); free(pair_v); free(pair_r); free(order_w); free(count); free(best); free(n_kept); free(pair_p)
         free(pair_k); free(order); free(bounds)
     if failed:
         raise MemoryError(f"fastgmm: cannot allocate the statistics buffers of a thread (K={K}, D={D})")
@@ -411,7 +442,7 @@ def weighted_log_prob_rows(
     cdef int* failed_ptr = &failed
     cdef bint ok
     with nogil, parallel(num_threads=n_threads):
-        xt = <double*> malloc(sizeof(double) * D * TILE)
+        xt = <double*> calloc(D * TILE, sizeof(double))
         diff = <double*> malloc(sizeof(double) * D * TILE)
         y = <double*> malloc(sizeof(double) * TILE)
         a = <double*> malloc(sizeof(double) * K * TILE)
