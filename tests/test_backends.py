@@ -77,3 +77,31 @@ def test_show_versions_lists_every_backend(capsys):
         assert ("usable" if reason is None else "not usable") in out
     assert "auto:" in out and "numpy" in out and "scikit-learn" in out
     assert set(backend_status()) == set(BACKENDS)
+
+
+@pytest.mark.parametrize(
+    "environment, wants_numba",
+    [
+        ({}, True),
+        ({"platform_machine": "aarch64"}, True),
+        ({"platform_machine": "AMD64", "sys_platform": "win32"}, True),
+        ({"python_version": "3.16"}, False),  # a Python release before numba's wheels
+        ({"platform_python_implementation": "PyPy"}, False),
+        ({"platform_machine": "ppc64le"}, False),  # no llvmlite wheels: pip would build LLVM from source
+        ({"platform_machine": "x86"}, False),
+    ],
+)
+def test_installed_metadata_requires_numba_only_where_it_has_wheels(environment, wants_numba):
+    """The installed requirement's marker, so that ``pip install fastgmm`` succeeds where numba cannot be installed
+    (the Cython backend then serves) and still brings numba everywhere else."""
+    metadata = pytest.importorskip("importlib.metadata")
+    requirements_module = pytest.importorskip("packaging.requirements")
+    requires = metadata.requires("fastgmm") or []
+    numba = [
+        requirement for requirement in map(requirements_module.Requirement, requires)
+        if requirement.name == "numba" and "extra" not in str(requirement.marker)
+    ]
+    assert len(numba) == 1, requires
+    base = {"platform_python_implementation": "CPython", "python_version": "3.12", "platform_machine": "x86_64",
+            "sys_platform": "linux"}
+    assert numba[0].marker.evaluate({**base, **environment}) is wants_numba
