@@ -19,14 +19,13 @@ CASES = ["full:1e5/2/4", "full:1e6/8/16", "full:1e6/32/8", "full:2e5/64/16", "di
 
 def measure(case, backends, repeat):
     """Median seconds of one ``accumulate`` pass per backend name for one case."""
-    from compare_sklearn import make_data
+    from compare_sklearn import make_data, parse_case
 
     from fastgmm import GaussianMixture
     from fastgmm._backends import get_backend
     from fastgmm._data import statistics_block_size
 
-    covariance_type, shape = case.split(":")
-    n, d, k = (int(float(v)) for v in shape.split("/"))
+    covariance_type, n, d, k = parse_case(case)
     X = make_data(n, d, k)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,7 +1,12 @@
 """fastgmm against scikit-learn, measured in one run on this machine; prints the tables README.md quotes.
 
-    python asv_benchmarks/compare_sklearn.py            # everything (about 15 minutes on 2 cores)
+    python asv_benchmarks/compare_sklearn.py            # everything (about 17 minutes on 2 cores)
     python asv_benchmarks/compare_sklearn.py --quick    # small shapes only, a smoke test
+    python asv_benchmarks/compare_sklearn.py --backend numba cython --iterations-only   # both compiled backends
+    python asv_benchmarks/compare_sklearn.py --cases full:1e6/8/16 --iterations-only    # one case
+
+With several backends, each is a column of the iteration table, all interleaved with scikit-learn in the same run,
+with each backend's time as a multiple of the first's; the whole-fit, memory and first-fit sections use the first.
 
 Every ratio compares the two libraries on the same data, from the same initial parameters (weights_init,
 means_init, precisions_init), with tol=0 so that both run exactly the same iterations. A per-iteration time is
@@ -86,7 +91,14 @@ def per_iteration(estimators, X, extra_iterations, repeat):
     return {name: float(np.median(ts)) for name, ts in times.items()}
 
 
-def iteration_table(cases, repeat, flop_rate, bandwidth):
+def parse_case(text):
+    """``'full:1e6/8/16'`` -> ``('full', 1000000, 8, 16)``."""
+    covariance_type, shape = text.split(":")
+    n, d, k = (int(float(v)) for v in shape.split("/"))
+    return covariance_type, n, d, k
+
+
+def iteration_table(cases, repeat, flop_rate, bandwidth, backends):
     from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
     from fastgmm import GaussianMixture
@@ -96,47 +108,62 @@ def iteration_table(cases, repeat, flop_rate, bandwidth):
         X = make_data(n, d, k)
         init = shared_init(X, covariance_type, k)
         settings = dict(n_components=k, covariance_type=covariance_type, tol=0, **init)
-        GaussianMixture(max_iter=1, **settings).fit(X[:1000])  # compile outside the timing
+        for backend in backends:
+            GaussianMixture(max_iter=1, backend=backend, **settings).fit(X[:1000])  # compile outside the timing
         # Enough iterations that the steady state dominates (and not what the other library left behind).
         work = n * k * d * d
         extra = 20 if work < 1e8 else 5 if work < 1e9 else 3
-        measured = per_iteration(
-            {
-                "fastgmm": lambda m: GaussianMixture(max_iter=m, **settings),
-                "sklearn": lambda m: SklearnGaussianMixture(max_iter=m, **settings),
-            },
-            X,
-            extra,
-            repeat,
-        )
+        factories = {
+            backend: (lambda m, backend=backend: GaussianMixture(max_iter=m, backend=backend, **settings))
+            for backend in backends
+        }
+        factories["sklearn"] = lambda m: SklearnGaussianMixture(max_iter=m, **settings)
+        measured = per_iteration(factories, X, extra, repeat)
         bound = None
         if covariance_type == "full":
             bound = max(2 * n * k * d * d / (flop_rate * 1e9), n * d * 8 / (bandwidth * 1e9))
-        rows.append((covariance_type, n, d, k, measured["sklearn"], measured["fastgmm"], bound))
+        rows.append((covariance_type, n, d, k, measured["sklearn"], [measured[b] for b in backends], bound))
         print(_iteration_row(rows[-1]), flush=True)
     return rows
 
 
+def _iteration_header(backends):
+    columns = ["covariance", "N", "D", "K", "scikit-learn s/iter"]
+    for backend in backends:
+        label = "fastgmm" if backends == ["auto"] else backend
+        columns += [f"{label} s/iter", "speed-up"]
+    columns += [f"{backend}/{backends[0]}" for backend in backends[1:]]
+    columns.append("x lower bound")
+    return "| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|"
+
+
 def _iteration_row(row):
-    covariance_type, n, d, k, sk, fg, bound = row
-    multiple = f"{fg / bound:.1f}x" if bound else "-"
-    return f"| {covariance_type} | {n:,} | {d} | {k} | {sk:.3f} | {fg:.4f} | **{sk / fg:.0f}x** | {multiple} |"
+    covariance_type, n, d, k, sk, fastgmm_times, bound = row
+    cells = [covariance_type, f"{n:,}", str(d), str(k), f"{sk:.3f}"]
+    for fg in fastgmm_times:
+        cells += [f"{fg:.4f}", f"**{sk / fg:.0f}x**"]
+    cells += [f"{fg / fastgmm_times[0]:.2f}" for fg in fastgmm_times[1:]]
+    cells.append(f"{fastgmm_times[0] / bound:.1f}x" if bound else "-")
+    return "| " + " | ".join(cells) + " |"
 
 
-def default_fit(n, d, k, repeat):
+def default_fit(n, d, k, repeat, backend):
     """End-to-end default fit (init_params='kmeans', default tol) of both, same random_state."""
     from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
     from fastgmm import GaussianMixture
 
     X = make_data(n, d, k)
-    GaussianMixture(k, random_state=0).fit(X[:2000])
+    GaussianMixture(k, random_state=0, backend=backend).fit(X[:2000])
     times = {"fastgmm": [], "sklearn": []}
     iterations = {}
     for _ in range(repeat):
-        for name, cls in (("fastgmm", GaussianMixture), ("sklearn", SklearnGaussianMixture)):
+        for name, make in (
+            ("fastgmm", lambda: GaussianMixture(k, random_state=0, backend=backend)),
+            ("sklearn", lambda: SklearnGaussianMixture(k, random_state=0)),
+        ):
             t = time.perf_counter()
-            model = cls(k, random_state=0).fit(X)
+            model = make().fit(X)
             times[name].append(time.perf_counter() - t)
             iterations[name] = (model.n_iter_, model.lower_bound_)
     return {name: float(np.median(ts)) for name, ts in times.items()}, iterations
@@ -172,7 +199,7 @@ print(max(peak[0], rss()) - before)
 """
 
 
-def peak_memory(n, d, k):
+def peak_memory(n, d, k, backend):
     """Peak resident memory of a default fit minus that of the process just before it (sampled every
     millisecond from /proc/self/statm), in a fresh process that loaded X from a file, so nothing of the data's
     creation counts."""
@@ -184,7 +211,8 @@ def peak_memory(n, d, k):
         del X
         for library in ("fastgmm", "sklearn"):
             out = subprocess.run(
-                [sys.executable, "-c", _MEMORY_CHILD, library, path, str(k)], capture_output=True, text=True
+                [sys.executable, "-c", _MEMORY_CHILD, library, path, str(k)], capture_output=True, text=True,
+                env=dict(os.environ, FASTGMM_BACKEND=backend),
             )
             if out.returncode != 0:
                 raise RuntimeError(out.stderr)
@@ -205,11 +233,11 @@ print(t1 - t0, t2 - t1)
 """
 
 
-def first_fit_latency(repeat):
+def first_fit_latency(repeat, backend):
     """Seconds of (import, first fit) in fresh processes: with an empty compile cache, then with a warm one."""
     results = {}
     with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, FASTGMM_BACKEND=backend)
         runs = []
         for attempt in range(repeat + 1):
             out = subprocess.run([sys.executable, "-c", _FIRST_FIT_CHILD], capture_output=True, text=True, env=env)
@@ -225,6 +253,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small shapes only")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--backend", nargs="+", default=["auto"], help="fastgmm backends, each a column")
+    parser.add_argument("--cases", nargs="+", help="iteration cases as covariance:N/D/K (default: all)")
+    parser.add_argument("--iterations-only", action="store_true", help="the per-iteration table alone")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     import numba
@@ -233,34 +264,39 @@ def main(argv=None):
     import fastgmm
     from fastgmm._backends import get_backend
 
+    backends = args.backend
+    names = ", ".join(get_backend(backend).NAME for backend in backends)
     flop_rate, bandwidth = machine_rates()
     print(
         textwrap.dedent(
             f"""
             Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; float64 matmul
             {flop_rate:.0f} GFLOP/s, array sum {bandwidth:.1f} GB/s. fastgmm {fastgmm.__version__} (backend
-            {get_backend('auto').NAME}), scikit-learn {sklearn.__version__}, numba {numba.__version__},
+            {names}), scikit-learn {sklearn.__version__}, numba {numba.__version__},
             numpy {np.__version__}; medians of {args.repeat}.
             """
         ).strip()
     )
-    print("\n| covariance | N | D | K | scikit-learn s/iter | fastgmm s/iter | speed-up | x lower bound |")
-    print("|---|---|---|---|---|---|---|---|")
-    iteration_table(QUICK_CASES if args.quick else CASES, args.repeat, flop_rate, bandwidth)
+    print("\n" + _iteration_header(backends))
+    cases = [parse_case(case) for case in args.cases] if args.cases else QUICK_CASES if args.quick else CASES
+    iteration_table(cases, args.repeat, flop_rate, bandwidth, backends)
+    if args.iterations_only:
+        return
 
+    backend = backends[0]
     n, d, k = (100_000, 8, 16) if args.quick else (1_000_000, 8, 16)
-    times, iterations = default_fit(n, d, k, args.repeat)
+    times, iterations = default_fit(n, d, k, args.repeat, backend)
     print(f"\nDefault fit (init_params='kmeans', tol=1e-3, random_state=0), N={n:,}, D={d}, K={k}:")
     for name in ("sklearn", "fastgmm"):
         print(f"  {name}: {times[name]:.2f} s ({iterations[name][0]} iterations, lower bound {iterations[name][1]:.6f})")
     print(f"  speed-up: {times['sklearn'] / times['fastgmm']:.1f}x")
 
-    memory = peak_memory(n, d, k)
+    memory = peak_memory(n, d, k, backend)
     print(f"\nPeak extra resident memory of a default fit, N={n:,}, D={d}, K={k} (X.nbytes = {memory['X.nbytes'] / 2**20:.0f} MiB):")
     for name in ("fastgmm", "sklearn"):
         print(f"  {name}: {memory[name] / 2**20:.1f} MiB ({memory[name] / memory['X.nbytes']:.2f} x X.nbytes)")
 
-    latency = first_fit_latency(args.repeat)
+    latency = first_fit_latency(args.repeat, backend)
     for kind in ("cold", "warm"):
         imp, fit = latency[kind]
         print(f"\nFirst fit in a fresh process, {kind} compile cache: import {imp:.2f} s, first fit (N=2000) {fit:.2f} s")
