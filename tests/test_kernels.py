@@ -7,6 +7,7 @@ from fastgmm._backends import get_backend
 from fastgmm._model import MixtureParameters, precision_cholesky_from_covariances
 from fastgmm.kernels import numpy_ as reference
 
+from .conftest import USABLE_BACKENDS
 from .oracles import make_blobs, oracle_statistics, oracle_weighted_log_prob, random_params
 
 
@@ -133,11 +134,16 @@ def test_numba_thread_policy_sets_and_restores():
     assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == blas_before
 
 
-def test_numba_exp_is_accurate_and_underflows_to_zero():
-    numba_ = pytest.importorskip("fastgmm.kernels.numba_")
+@pytest.mark.parametrize("backend_name", ["numba", "cython"])
+def test_compiled_exp_is_accurate_and_underflows_to_zero(backend_name):
     x = np.concatenate([-np.logspace(-12, np.log10(707.9), 5000), [0.0, -708.5, -745.2, -1e4, -np.inf]])
     out = np.empty_like(x)
-    numba_._exp_nonpositive(x, out, x.size, np.empty_like(x))
+    if backend_name == "numba":
+        numba_ = pytest.importorskip("fastgmm.kernels.numba_")
+        numba_._exp_nonpositive(x, out, x.size, np.empty_like(x))
+    else:
+        _cython = pytest.importorskip("fastgmm.kernels._cython")
+        _cython.exp_nonpositive(x, out)
     finite = x > -708
     np.testing.assert_allclose(out[finite], np.exp(x[finite]), rtol=4.5e-16, atol=0)
     np.testing.assert_array_equal(out[~finite], 0.0)
@@ -160,3 +166,23 @@ def test_backend_reads_any_layout(backend, covariance_type, layout):
     assert_statistics_close(kernel.accumulate(X, None, *args, block_size=512), expected, rtol=1e-10)
     out = kernel.weighted_log_prob(X, *args, np.empty((X.shape[0], 3)))
     np.testing.assert_allclose(out, reference.weighted_log_prob(X, *args, np.empty((X.shape[0], 3))), rtol=1e-10)
+
+
+@pytest.mark.skipif(not {"numba", "cython"} <= set(USABLE_BACKENDS), reason="needs both compiled backends")
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shape", [(30000, 8, 16), (3000, 2, 4), (2000, 32, 8), (1000, 64, 5)])
+def test_cython_and_numba_agree(covariance_type, weighted, shape):
+    """The two compiled backends against each other, directly, at 1e-10 relative (each is also tested against the
+    reference): small D through both compiled-for-D tiles, large D through both generic ones."""
+    n, d, k = shape
+    X = make_blobs(n, d, k, seed=21)
+    params = random_params(covariance_type, k, d, seed=22)
+    w = np.random.RandomState(23).uniform(0, 2, n) if weighted else None
+    args = params.kernel_arguments()
+    from_numba = get_backend("numba").accumulate(X, w, *args, block_size=4096)
+    from_cython = get_backend("cython").accumulate(X, w, *args, block_size=4096)
+    assert_statistics_close(from_cython, from_numba, rtol=1e-10)
+    out_numba, out_cython = np.empty((n, k)), np.empty((n, k))
+    get_backend("numba").weighted_log_prob(X, *args, out_numba)
+    get_backend("cython").weighted_log_prob(X, *args, out_cython)
+    np.testing.assert_allclose(out_cython, out_numba, rtol=1e-10)

@@ -63,6 +63,14 @@ def max_threads():
     return fastgmm_max_threads()
 
 
+def exp_nonpositive(const double[::1] x, double[::1] out):
+    """``out = exp(x)`` by the kernels' vectorised exp (x <= 0 or -inf; 0 below -708), for the tests."""
+    if out.shape[0] != x.shape[0]:
+        raise ValueError("x and out must have the same length")
+    if x.shape[0]:
+        fastgmm_exp_nonpositive(&x[0], &out[0], <int> x.shape[0])
+
+
 # ----------------------------------------------------------------------------------------------- tile arithmetic
 
 
