@@ -29,12 +29,13 @@ IMPLEMENTATIONS = BACKENDS + ["sklearn"]
 
 class Benchmark:
     """asv settings for benchmarks that take from milliseconds to tens of seconds a call: one process, no
-    warm-up (setup compiles and warms the kernels), up to 3 samples within 10 s of a benchmark's time. The dashboard
+    warm-up (setup compiles and warms the kernels), up to 3 samples, fewer once a benchmark has taken 6 s (a full
+    run must stay within 20 minutes on 2 cores). The dashboard
     compares commits, so a sample is worth more than a repeat within one."""
 
     rounds = 1
     number = 1
-    repeat = (1, 3, 10.0)
+    repeat = (1, 3, 6.0)
     warmup_time = 0
     timeout = 900
 
