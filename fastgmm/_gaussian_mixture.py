@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _validation
 from ._backends import BACKENDS, get_backend
-from ._data import as_source, weighted_log_prob_blocks
+from ._data import ArraySource, Chunks, as_source, is_dask_collection, initialisation_source, weighted_log_prob_blocks
 from ._em import VerbosePrinter, run_em
 from ._init import initial_parameters
 from ._model import COVARIANCE_TYPES, MixtureParameters
@@ -82,7 +82,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         not Numba). Every backend gives the same model to rounding; ``fastgmm.show_versions()`` lists them.
     n_jobs : int, default=None
         Threads used by the kernels. None uses the runtime's default (all cores unless an environment variable such
-        as ``OMP_NUM_THREADS`` limits it), -1 all cores, -2 all but one, and so on.
+        as ``OMP_NUM_THREADS`` limits it), -1 all cores, -2 all but one, and so on. For a dask array, the
+        threads of each task: None uses the threads of the worker that runs it.
+    init_sample_size : int, 'auto' or None, default='auto'
+        Rows the initialisation (``init_params``) looks at. None: every row. An int: that many rows drawn at
+        random (reproducibly for a ``random_state``), held in memory. 'auto': every row of an in-memory array,
+        exactly as scikit-learn, and ``max(100000, 50 * n_components)`` random rows of out-of-core data (a
+        ``numpy.memmap``, :class:`fastgmm.Chunks` or a dask array), so that the memory of a fit stays bounded
+        whatever the number of rows. EM itself always uses every row.
 
     Attributes
     ----------
@@ -147,6 +154,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
         "backend": [StrOptions({"auto", *BACKENDS})],
         "n_jobs": [Integral, None],
+        "init_sample_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
     }
 
     def __init__(
@@ -168,6 +176,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose_interval=10,
         backend="auto",
         n_jobs=None,
+        init_sample_size="auto",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -185,6 +194,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose_interval = verbose_interval
         self.backend = backend
         self.n_jobs = n_jobs
+        self.init_sample_size = init_sample_size
 
     # ------------------------------------------------------------------------------------------------ fitting
 
@@ -197,8 +207,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data; float32 is used as it is, other numeric types are converted to float64.
+        X : array-like of shape (n_samples, n_features), numpy.memmap, Chunks or dask.array.Array
+            Training data; float32 is used as it is, other numeric types are converted to float64. A memmap is
+            read block by block, never loaded whole; :class:`fastgmm.Chunks` is read again at every iteration;
+            for a dask array, each iteration computes the statistics of every block on the worker that holds it.
         y : Ignored
             Not used, present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -226,11 +238,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
             Component labels, identical to ``fit(X).predict(X)``.
         """
-        X = self._fit(X, sample_weight)
-        return self._predict(X)
+        source = self._fit(X, sample_weight)
+        if isinstance(source, ArraySource):
+            return self._predict(source.X)
+        return self.predict(X)
 
     def _fit(self, X, sample_weight):
-        """Fit, and return the validated X; on any exception the estimator is left exactly as it was."""
+        """Fit, and return the data source; on any exception the estimator is left exactly as it was."""
         saved = dict(self.__dict__)
         try:
             return self._fit_unguarded(X, sample_weight)
@@ -241,17 +255,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _fit_unguarded(self, X, sample_weight):
         self._validate_params()
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        n_samples, n_features = X.shape
-        if n_samples < self.n_components:
+        source = as_source(X, sample_weight, validate=self._validated_for_fit, n_jobs=self.n_jobs)
+        if source.n_samples < self.n_components:
             raise ValueError(
                 "Expected n_samples >= n_components but got "
-                f"n_components = {self.n_components}, n_samples = {n_samples}"
+                f"n_components = {self.n_components}, n_samples = {source.n_samples}"
             )
-        sample_weight = _validation.check_sample_weight(sample_weight, X)
-        init_arrays = self._checked_init_arrays(n_features)
+        if not isinstance(source, ArraySource):
+            # Chunks and dask arrays bypass validate_data, which records the width and names of array input.
+            self.n_features_in_ = source.n_features
+            self.__dict__.pop("feature_names_in_", None)
+        init_arrays = self._checked_init_arrays(source.n_features)
         backend = get_backend(self.backend)
-        source = as_source(X, sample_weight)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -264,7 +279,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 printer.init_begin(init)
                 if do_init:
                     params = initial_parameters(
-                        source,
+                        initialisation_source(source, self.init_sample_size, self.n_components, random_state),
                         backend,
                         n_components=self.n_components,
                         covariance_type=self.covariance_type,
@@ -300,7 +315,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         self._set_fitted(best)
         self.backend_ = backend.NAME
-        return X
+        return source
+
+    def _validated_for_fit(self, X):
+        return validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
 
     def _checked_init_arrays(self, n_features):
         """The user's initial weights, means and precisions, validated (the parameters themselves untouched)."""
@@ -354,6 +372,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         with backend.threads(self.n_jobs):
             yield from weighted_log_prob_blocks(backend, X, self._parameters())
 
+    def _not_in_memory(self, X, method):
+        """``method(X)`` when X is a dask array (a lazy dask array) or Chunks (the chunks' results concatenated);
+        None for an array-like, which the caller handles."""
+        if isinstance(X, Chunks):
+            check_is_fitted(self)
+            return np.concatenate([getattr(self, method)(piece) for piece, _ in X])
+        if is_dask_collection(X):
+            check_is_fitted(self)
+            from ._dask import lazy_prediction
+
+            return lazy_prediction(self, X, method)
+        return None
+
     def _predict(self, X):
         labels = np.empty(X.shape[0], dtype=np.int64)
         for rows, log_prob in self._blocks(X):
@@ -371,6 +402,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,)
         """
+        result = self._not_in_memory(X, "predict")
+        if result is not None:
+            return result
         return self._predict(self._validated(X))
 
     def predict_proba(self, X):
@@ -385,6 +419,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         resp : ndarray of shape (n_samples, n_components)
             Rows sum to 1; dtype of X (float32 or float64).
         """
+        result = self._not_in_memory(X, "predict_proba")
+        if result is not None:
+            return result
         X = self._validated(X)
         resp = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
         with np.errstate(under="ignore"):
@@ -404,6 +441,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         log_prob : ndarray of shape (n_samples,)
             Dtype of X (float32 or float64).
         """
+        result = self._not_in_memory(X, "score_samples")
+        if result is not None:
+            return result
         X = self._validated(X)
         out = np.empty(X.shape[0], dtype=X.dtype)
         for rows, log_prob in self._blocks(X):
@@ -425,6 +465,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         log_likelihood : float
         """
         log_prob = self.score_samples(X).astype(np.float64)
+        if is_dask_collection(log_prob):
+            import dask.array as da
+
+            return float(da.average(log_prob, weights=sample_weight).compute())
         if sample_weight is None:
             return float(log_prob.mean())
         sample_weight = _validation.check_sample_weight(sample_weight, log_prob[:, None])

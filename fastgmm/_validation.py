@@ -68,3 +68,14 @@ def check_sample_weight(sample_weight, X):
     if not np.any(sample_weight > 0):
         raise ValueError("Sample weights must contain at least one non-zero number.")
     return sample_weight
+
+
+def check_chunk_weight(weight, n_rows, index):
+    """Validated sample weights of chunk ``index`` of a :class:`fastgmm.Chunks` stream: float64 (n_rows,), finite,
+    non-negative (a chunk may be all zeros; the whole stream may not)."""
+    weight = check_array(weight, dtype=np.float64, ensure_2d=False, input_name=f"sample_weight (chunk {index})")
+    if weight.shape != (n_rows,):
+        raise ValueError(f"sample_weight of chunk {index} has shape {weight.shape}, expected ({n_rows},)")
+    if np.any(weight < 0):
+        raise ValueError(f"Negative values in sample_weight of chunk {index}")
+    return weight

@@ -6,7 +6,7 @@ import pytest
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from fastgmm._backends import get_backend
-from fastgmm._data import as_source
+from fastgmm._data import ArraySource
 from fastgmm._kmeans import kmeans_labels
 from fastgmm._kmeans import kmeans_plusplus as our_kmeans_plusplus
 from fastgmm.kernels import numpy_ as reference
@@ -20,7 +20,7 @@ def test_seeds_equal_sklearn_kmeans_plusplus(backend, weighted, dtype):
     X = make_blobs(3000, 3, 6, seed=0).astype(dtype)
     w = np.random.RandomState(1).uniform(0.1, 3, 3000) if weighted else None
     _, expected = kmeans_plusplus(X, 6, random_state=np.random.RandomState(5), sample_weight=w)
-    ours = our_kmeans_plusplus(as_source(X, w), get_backend(backend), 6, np.random.RandomState(5))
+    ours = our_kmeans_plusplus(ArraySource(X, w), get_backend(backend), 6, np.random.RandomState(5))
     np.testing.assert_array_equal(ours, expected)
 
 
@@ -30,7 +30,7 @@ def test_labels_equal_sklearn_kmeans(backend, weighted, seed):
     X = make_blobs(5000, 4, 8, seed=seed)
     w = np.random.RandomState(seed).uniform(0.1, 3, 5000) if weighted else None
     expected = KMeans(8, n_init=1, random_state=np.random.RandomState(seed)).fit(X, sample_weight=w).labels_
-    ours = kmeans_labels(as_source(X, w), get_backend(backend), 8, np.random.RandomState(seed))
+    ours = kmeans_labels(ArraySource(X, w), get_backend(backend), 8, np.random.RandomState(seed))
     np.testing.assert_array_equal(ours, expected)
 
 
@@ -41,7 +41,7 @@ def test_empty_cluster_is_relocated_like_sklearn(backend):
     X = np.vstack([np.zeros((50, 2)), rng.normal(10, 1, (30, 2)), rng.normal(-10, 1, (30, 2))])
     for seed in range(5):
         expected = KMeans(5, n_init=1, random_state=np.random.RandomState(seed)).fit(X).labels_
-        ours = kmeans_labels(as_source(X), get_backend(backend), 5, np.random.RandomState(seed))
+        ours = kmeans_labels(ArraySource(X), get_backend(backend), 5, np.random.RandomState(seed))
         np.testing.assert_array_equal(ours, expected)
 
 

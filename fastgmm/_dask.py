@@ -1,0 +1,186 @@
+"""Dask arrays: each EM pass computes the statistics of every block where the block lives, sums them by a tree
+reduction in a fixed order, and hands one ``Statistics`` to the EM driver on the client; predictions stay lazy.
+
+What crosses the network per iteration: the parameters once to each worker that holds blocks (one graph key,
+fetched once per worker), and one partial ``Statistics`` per block, summed ``_FAN_IN`` at a time. docs/scaling.md
+measures it. This module is imported only when a dask array is given, so fastgmm imports without dask.
+"""
+
+import threading
+from contextlib import contextmanager
+
+import dask
+import dask.array as da
+import numpy as np
+
+from ._backends import get_backend
+from ._data import RowsOfX, array_statistics
+
+# Partial statistics summed per reduction task: a tree of depth log_8(blocks), a few KB per edge.
+_FAN_IN = 8
+
+# Kernels run their own threads; two at once in one process would only share the same cores (and Numba's
+# workqueue threading layer aborts on concurrent parallel launches). A worker runs one kernel at a time.
+_kernel_lock = threading.Lock()
+
+
+def _worker_threads():
+    """The threads of the dask worker running this task, or None outside a distributed worker."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return None
+
+
+@contextmanager
+def task_threads(backend, n_jobs):
+    """Run a kernel inside a dask task: one at a time per process, on ``n_jobs`` threads (None: the cores the
+    worker was given, as dask sizes its thread pool)."""
+    if n_jobs is None:
+        n_jobs = _worker_threads()
+    with _kernel_lock, backend.threads(n_jobs):
+        yield
+
+
+def _block_statistics(X, sample_weight, backend_name, n_jobs, params):
+    """The statistics of one block, on the worker that holds it; None for an empty block."""
+    if X.shape[0] == 0:
+        return None
+    backend = get_backend(backend_name)
+    with task_threads(backend, n_jobs):
+        return array_statistics(backend, params, X, sample_weight)
+
+
+def _sum_in_order(*parts):
+    """Sum partial statistics left to right, so that the total does not depend on where or when parts ran."""
+    total = None
+    for part in parts:
+        if part is not None:
+            total = part if total is None else total + part
+    return total
+
+
+def _float_dtype(X, name):
+    """X's dtype as the kernels take it (float32 kept, other numbers to float64), or a TypeError."""
+    if X.dtype in (np.float32, np.float64):
+        return X
+    if X.dtype.kind in "biu" or X.dtype == np.float16:
+        return X.astype(np.float64)
+    raise TypeError(f"{name} must hold real numbers, got a dask array of dtype {X.dtype}")
+
+
+def _as_row_blocks(X, name="X"):
+    """A 2-D float dask array cut into blocks of whole rows, with known block lengths."""
+    if not isinstance(X, da.Array):
+        raise TypeError(
+            f"{name}: of dask collections only dask.array.Array is supported, got {type(X).__name__} "
+            "(convert a dask DataFrame with .to_dask_array(lengths=True))"
+        )
+    if X.ndim != 2:
+        raise ValueError(f"Expected 2D array, got a {X.ndim}D dask array instead for {name}")
+    X = _float_dtype(X, name)
+    if any(np.isnan(c) for c in X.chunks[0]):
+        X = X.compute_chunk_sizes()
+    return X.rechunk({1: -1})
+
+
+class DaskSource(RowsOfX):
+    """A dask array (and optional sample weights) whose blocks stay where dask keeps them.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+    sample_weight : array-like or dask array of shape (n_samples,), or None
+    n_jobs : int or None
+        Kernel threads per task; None for the threads of the worker that runs it.
+    """
+
+    out_of_core = True
+
+    def __init__(self, X, sample_weight=None, n_jobs=None):
+        X = _as_row_blocks(X)
+        if X.shape[0] < 2:
+            raise ValueError(f"Found array with {X.shape[0]} sample(s) while a minimum of 2 is required.")
+        if X.shape[1] < 1:
+            raise ValueError("Found array with 0 feature(s) while a minimum of 1 is required.")
+        weight = None
+        if sample_weight is not None:
+            weight = sample_weight if isinstance(sample_weight, da.Array) else da.from_array(np.asarray(sample_weight))
+            if weight.shape != (X.shape[0],):
+                raise ValueError(f"sample_weight.shape == {weight.shape}, expected ({X.shape[0]},)!")
+            weight = _float_dtype(weight, "sample_weight").astype(np.float64).rechunk((X.chunks[0],))
+        self._check_values(X, weight)
+        self.X, self.sample_weight, self.n_jobs = X, weight, n_jobs
+        self._x_blocks = X.to_delayed().ravel()
+        self._w_blocks = [None] * len(self._x_blocks) if weight is None else weight.to_delayed().ravel()
+
+    @staticmethod
+    def _check_values(X, weight):
+        """One validating pass (X finite; weights finite, non-negative, not all zero) computed on the cluster."""
+        checks = [da.isfinite(X).all()]
+        if weight is not None:
+            checks += [da.isfinite(weight).all(), (weight >= 0).all(), (weight > 0).any()]
+        results = dask.compute(*checks)
+        if not results[0]:
+            raise ValueError("Input X contains NaN or infinity.")
+        if weight is not None:
+            if not results[1]:
+                raise ValueError("Input sample_weight contains NaN or infinity.")
+            if not results[2]:
+                raise ValueError("Negative values in data passed to sample_weight")
+            if not results[3]:
+                raise ValueError("Sample weights must contain at least one non-zero number.")
+
+    def statistics(self, backend, params):
+        """One pass: every block's statistics on its worker, summed in block order by a tree of tasks."""
+        # One key for the parameters: each worker fetches them once, however many blocks it holds.
+        shared = dask.delayed(params, traverse=False)
+        task = dask.delayed(_block_statistics, pure=True)
+        parts = [task(X, w, backend.NAME, self.n_jobs, shared) for X, w in zip(self._x_blocks, self._w_blocks)]
+        while len(parts) > 1:
+            parts = [
+                dask.delayed(_sum_in_order, pure=True)(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)
+            ]
+        (total,) = dask.compute(parts[0])
+        return total
+
+    def rows(self, indices):
+        """In-memory ``(X[indices], sample_weight[indices])`` for sorted row indices, gathered from the blocks."""
+        if self.sample_weight is None:
+            return np.asarray(self.X[indices].compute()), None
+        X, weight = dask.compute(self.X[indices], self.sample_weight[indices])
+        return np.asarray(X), np.asarray(weight)
+
+
+def _apply(block, estimator, method):
+    backend = get_backend(estimator.backend_)
+    with task_threads(backend, estimator.n_jobs):
+        return getattr(estimator, method)(block)
+
+
+def lazy_prediction(estimator, X, method):
+    """``estimator.method(X)`` for a dask array X, as a lazy dask array with X's row blocks.
+
+    Parameters
+    ----------
+    estimator : fitted GaussianMixture
+    X : dask.array.Array of shape (n_samples, n_features)
+    method : {'predict', 'predict_proba', 'score_samples'}
+
+    Returns
+    -------
+    dask.array.Array
+    """
+    X = _as_row_blocks(X)
+    if X.shape[1] != estimator.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
+            f"{estimator.n_features_in_} features as input."
+        )
+    if method == "predict_proba":
+        chunks = (X.chunks[0], (estimator.n_components,))
+        return X.map_blocks(_apply, estimator, method, chunks=chunks, dtype=X.dtype)
+    dtype = np.int64 if method == "predict" else X.dtype
+    return X.map_blocks(_apply, estimator, method, drop_axis=1, dtype=dtype)
