@@ -2,9 +2,13 @@
 
 import doctest
 
+import pytest
+
+import fastgmm._data
 import fastgmm._gaussian_mixture
 
 
-def test_docstring_examples():
-    failures, tried = doctest.testmod(fastgmm._gaussian_mixture, optionflags=doctest.NORMALIZE_WHITESPACE)
+@pytest.mark.parametrize("module", [fastgmm._gaussian_mixture, fastgmm._data], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert tried > 0 and failures == 0
