@@ -316,7 +316,7 @@ def as_source(X, sample_weight=None, *, validate, n_jobs=None):
 
 def is_dask_collection(X):
     """Whether X is a dask collection, without importing dask when it is not loaded."""
-    if "dask" not in sys.modules:
+    if sys.modules.get("dask") is None:  # not imported (or blocked): X cannot be a dask collection
         return False
     from dask import is_dask_collection as is_collection
 

@@ -229,3 +229,19 @@ def test_memmap_fit_does_not_load_the_file(tmp_path):
         sampler.join()
     # The file is 64 MB; a copy of it, or a float64 vector of N (32 MB), would show here.
     assert peak[0] - before < 0.25 * mapped.nbytes, (peak[0] - before) / 2**20
+
+
+def test_fastgmm_works_without_dask():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['dask'] = None; sys.modules['distributed'] = None\n"
+        "import numpy as np, fastgmm\n"
+        "X = np.random.RandomState(0).normal(size=(500, 2))\n"
+        "gm = fastgmm.GaussianMixture(2, random_state=0).fit(fastgmm.Chunks([X[:250], X[250:]]))\n"
+        "print(gm.predict(X[:3]).shape)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(3,)"
