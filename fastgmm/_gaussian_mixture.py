@@ -377,7 +377,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         None for an array-like, which the caller handles."""
         if isinstance(X, Chunks):
             check_is_fitted(self)
-            return np.concatenate([getattr(self, method)(piece) for piece, _ in X])
+            return np.concatenate([getattr(self, method)(piece) for piece, _ in X if len(piece)])
         if is_dask_collection(X):
             check_is_fitted(self)
             from ._dask import lazy_prediction
@@ -485,8 +485,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         bic : float
         """
-        n_samples = _num_rows(X)
-        return -2 * self.score(X) * n_samples + self._n_parameters() * math.log(n_samples)
+        mean, n_samples = self._mean_log_likelihood(X)
+        return -2 * mean * n_samples + self._n_parameters() * math.log(n_samples)
 
     def aic(self, X):
         """Akaike information criterion of the model on X (lower is better).
@@ -499,7 +499,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         aic : float
         """
-        return -2 * self.score(X) * _num_rows(X) + 2 * self._n_parameters()
+        mean, n_samples = self._mean_log_likelihood(X)
+        return -2 * mean * n_samples + 2 * self._n_parameters()
+
+    def _mean_log_likelihood(self, X):
+        """``(score(X), n_samples)`` from one pass, for any input ``score_samples`` takes."""
+        log_prob = self.score_samples(X)
+        return float(log_prob.astype(np.float64).mean()), log_prob.shape[0]
 
     def _n_parameters(self):
         """Number of free parameters of the fitted model."""
@@ -542,7 +548,3 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
-
-
-def _num_rows(X):
-    return X.shape[0] if hasattr(X, "shape") else len(X)

@@ -72,6 +72,7 @@ def test_dask_predictions_are_lazy_and_equal(client):
         assert isinstance(lazy, da.Array), method
         np.testing.assert_allclose(lazy.compute(), getattr(gm, method)(X), rtol=1e-12, err_msg=method)
     assert gm.score(dX) == pytest.approx(gm.score(X), rel=1e-12)
+    assert gm.bic(dX) == pytest.approx(gm.bic(X), rel=1e-12)
     labels = GaussianMixture(3, random_state=0, init_sample_size=400).fit_predict(dX)
     assert isinstance(labels, da.Array) and labels.shape == (3000,)
 

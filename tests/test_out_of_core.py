@@ -113,6 +113,8 @@ def test_chunks_skip_empty_chunks_and_predict_concatenates(blobs):
     data = Chunks(pieces(blobs, 250))
     np.testing.assert_array_equal(gm.predict(data), gm.predict(blobs))
     np.testing.assert_allclose(gm.score_samples(data), gm.score_samples(blobs))
+    assert gm.bic(data) == pytest.approx(gm.bic(blobs), rel=1e-12)
+    assert gm.aic(data) == pytest.approx(gm.aic(blobs), rel=1e-12)
     np.testing.assert_array_equal(gm.fit_predict(data), gm.predict(blobs))
 
 
