@@ -61,7 +61,8 @@ def compare(client, n_rows, n_features, n_components, block_rows, iterations, re
     print(f"N={n_rows:.0e} D={n_features} K={n_components}, {n_blocks} blocks of {block_rows} rows")
     print(f"  in memory ({n_threads} threads): {np.median(local):.3f} s/iteration  {np.round(local, 3)}")
     print(f"  LocalCluster:                 {np.median(cluster):.3f} s/iteration  {np.round(cluster, 3)}")
-    placement = sorted(len(keys) for keys in client.has_what().values())
+    holders = [workers[0] for workers in client.who_has(X).values() if workers]
+    placement = sorted(holders.count(worker) for worker in set(holders))
     print(f"  blocks held per worker: {placement}")
     print(f"  ratio cluster / in memory: {np.median(cluster) / np.median(local):.3f}; means agree to {difference:.1e}")
     params = on_dask._parameters()  # what each worker fetches per iteration
@@ -91,7 +92,8 @@ def overhead(client, n_features, n_components, iterations, repeat):
         settings = dict(n_components=n_components, tol=0.0, max_iter=iterations, verbose=2, verbose_interval=1)
         times = [seconds_per_iteration(GaussianMixture(**settings, **start), X)[0] for _ in range(repeat)]
         results[n_blocks] = float(np.median(times))
-        print(f"  {n_blocks:4d} blocks: {results[n_blocks] * 1e3:7.1f} ms/iteration  {np.round(np.array(times) * 1e3, 1)}")
+        listed = np.round(np.array(times) * 1e3, 1)
+        print(f"  {n_blocks:4d} blocks: {results[n_blocks] * 1e3:7.1f} ms/iteration  {listed}")
     blocks = np.array(list(results))
     slope, intercept = np.polyfit(blocks, np.array(list(results.values())), 1)
     print(f"  fit: {intercept * 1e3:.1f} ms per iteration + {slope * 1e3:.2f} ms per block")

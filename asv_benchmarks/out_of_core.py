@@ -79,7 +79,8 @@ def main():
         write_blobs(args.path, args.rows, args.features, args.components)
         print(f"wrote {args.path} ({os.path.getsize(args.path) / 1e9:.2f} GB) in {time.perf_counter() - started:.0f} s")
     X = np.load(args.path, mmap_mode="r")
-    print(f"X: memmap {X.shape} {X.dtype}, {X.nbytes / 1e9:.2f} GB; RssAnon before fit {rss_anon_bytes() / 2**20:.0f} MiB")
+    print(f"X: memmap {X.shape} {X.dtype}, {X.nbytes / 1e9:.2f} GB")
+    print(f"RssAnon before fit {rss_anon_bytes() / 2**20:.0f} MiB")
 
     gm = GaussianMixture(
         args.components, max_iter=args.iterations, tol=0, random_state=0, backend=args.backend,
@@ -96,7 +97,8 @@ def main():
     # verbose=2 prints each iteration's wall time: the per-iteration figures, without the initialisation.
     per_iteration = [float(m) for m in re.findall(r"time lapse ([0-9.]+)s\t ll change", log.getvalue())]
     print(f"fit: {elapsed:.1f} s for initialisation + {gm.n_iter_} iterations, lower bound {gm.lower_bound_:.6f}")
-    print(f"seconds per iteration: {', '.join(f'{t:.2f}' for t in per_iteration)}; median {np.median(per_iteration):.2f}")
+    listed = ", ".join(f"{t:.2f}" for t in per_iteration)
+    print(f"seconds per iteration: {listed}; median {np.median(per_iteration):.2f}")
     print(f"peak RssAnon during fit: {peak / 2**20:.0f} MiB")
 
 

@@ -208,7 +208,8 @@ def test_memmap_fit_does_not_load_the_file(tmp_path):
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_rows, n_features))
     rng = np.random.RandomState(0)
     for start in range(0, n_rows, 500_000):
-        out[start : start + 500_000] = rng.standard_normal((500_000, n_features)) + 5 * rng.randint(2, size=(500_000, 1))
+        centres = 5 * rng.randint(2, size=(500_000, 1))
+        out[start : start + 500_000] = rng.standard_normal((500_000, n_features)) + centres
     del out
     mapped = np.load(path, mmap_mode="r")
     fit(mapped[:20_000], max_iter=2)  # compile first: the JIT's own memory is not the fit's
