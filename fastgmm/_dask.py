@@ -14,7 +14,7 @@ import dask.array as da
 import numpy as np
 
 from ._backends import get_backend
-from ._data import RowsOfX, array_statistics
+from ._data import RowsOfX, array_statistics, sum_in_order
 
 # Partial statistics summed per reduction task: a tree of depth log_8(blocks), a few KB per edge.
 _FAN_IN = 8
@@ -51,15 +51,6 @@ def _block_statistics(X, sample_weight, backend_name, n_jobs, params):
     backend = get_backend(backend_name)
     with task_threads(backend, n_jobs):
         return array_statistics(backend, params, X, sample_weight)
-
-
-def _sum_in_order(*parts):
-    """Sum partial statistics left to right, so that the total does not depend on where or when parts ran."""
-    total = None
-    for part in parts:
-        if part is not None:
-            total = part if total is None else total + part
-    return total
 
 
 def _float_dtype(X, name):
@@ -141,7 +132,7 @@ class DaskSource(RowsOfX):
         parts = [task(X, w, backend.NAME, self.n_jobs, shared) for X, w in zip(self._x_blocks, self._w_blocks)]
         while len(parts) > 1:
             parts = [
-                dask.delayed(_sum_in_order, pure=True)(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)
+                dask.delayed(sum_in_order, pure=True)(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)
             ]
         (total,) = dask.compute(parts[0])
         return total

@@ -88,6 +88,16 @@ def array_statistics(backend, params, X, sample_weight):
     return Statistics(float(ll), float(total_weight), nk, s1, s2, params.means)
 
 
+def sum_in_order(*parts):
+    """Sum partial ``Statistics`` left to right, skipping None (empty pieces): the total depends only on the order
+    of the pieces, not on where or when each was computed."""
+    total = None
+    for part in parts:
+        if part is not None:
+            total = part if total is None else total + part
+    return total
+
+
 class Chunks:
     """Data given as a sequence of row chunks that can be read again at every EM iteration.
 
@@ -201,13 +211,9 @@ class ChunkSource:
 
     def statistics(self, backend, params):
         """One pass over every chunk: the sum of their statistics, in chunk order."""
-        total = None
-        for X, weight in self._pieces():
-            if X.shape[0] == 0:
-                continue
-            stats = array_statistics(backend, params, X, weight)
-            total = stats if total is None else total + stats
-        return total
+        return sum_in_order(
+            *(array_statistics(backend, params, X, weight) for X, weight in self._pieces() if X.shape[0])
+        )
 
     def rows(self, indices):
         """In-memory ``(X[indices], sample_weight[indices])`` of the concatenated chunks, for sorted indices."""
@@ -277,7 +283,7 @@ def initialisation_source(source, init_sample_size, n_components, random_state):
         init_sample_size = max(_AUTO_SAMPLE_ROWS, _AUTO_SAMPLE_ROWS_PER_COMPONENT * n_components)
     n_samples = source.n_samples
     if isinstance(source, ArraySource) and (init_sample_size is None or init_sample_size >= n_samples):
-        return ArraySource(source.X, source.sample_weight)
+        return source
     size = n_samples if init_sample_size is None else max(init_sample_size, n_components)
     X, weight = source.rows(sample_indices(n_samples, size, random_state))
     if weight is not None and not np.any(weight > 0):
