@@ -186,3 +186,57 @@ def test_cython_and_numba_agree(covariance_type, weighted, shape):
     get_backend("numba").weighted_log_prob(X, *args, out_numba)
     get_backend("cython").weighted_log_prob(X, *args, out_cython)
     np.testing.assert_allclose(out_cython, out_numba, rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(245, 1), (245, 2), (245, 3), (245, 16, 8, 8), (245, 16, 1), (3, 1)])
+def test_sum_in_order_adds_block_after_block(shape):
+    from fastgmm.kernels._layout import sum_in_order
+
+    partials = np.random.RandomState(0).standard_normal(shape) * 10.0 ** np.random.RandomState(1).randint(-8, 8, shape)
+    expected = partials[0].copy()
+    for block in partials[1:]:
+        expected += block
+    np.testing.assert_array_equal(sum_in_order(partials), expected)
+
+
+COMPILED = [name for name in USABLE_BACKENDS if name != "numpy"]
+
+
+@pytest.mark.parametrize("backend_name", COMPILED)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bounded_rounds_of_partials_give_the_same_bits(monkeypatch, backend_name, covariance_type, weighted):
+    """Partials reduced a round of blocks at a time (the memory bound at large K D^2) add in the same order as all
+    blocks at once: bit-identical statistics, for the EM pass and for the initial hard assignments."""
+    from fastgmm.kernels import _layout
+
+    X = make_blobs(3000, 3, 4, seed=30)
+    params = random_params(covariance_type, 4, 3, seed=31)
+    w = np.random.RandomState(32).uniform(0, 2, 3000) if weighted else None
+    labels = np.random.RandomState(33).randint(-1, 4, 3000).astype(np.int32)
+    kernel = get_backend(backend_name)
+    args = params.kernel_arguments()
+    whole = kernel.accumulate(X, w, *args, block_size=64)
+    whole_labels = kernel.label_statistics(X, w, labels, params.means, covariance_type, 64)
+    monkeypatch.setattr(_layout, "PARTIALS_BYTES", 1)  # as few blocks per round as there are threads
+    rounds = kernel.accumulate(X, w, *args, block_size=64)
+    rounds_labels = kernel.label_statistics(X, w, labels, params.means, covariance_type, 64)
+    for a, b in zip(rounds + rounds_labels, whole + whole_labels):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend_name", COMPILED)
+@pytest.mark.parametrize("shape", [(3000, 3, 4), (1500, 21, 3)])
+def test_unstaged_moments_match_reference(monkeypatch, backend_name, covariance_type, shape):
+    """Above the staging budget (large K D) each tile's rows are reduced at once; the statistics stay the
+    reference's."""
+    from fastgmm.kernels import _layout
+
+    n, d, k = shape
+    monkeypatch.setattr(_layout, "STAGE_BYTES", 0)
+    assert _layout.staged_components(k, d, 256) == 1
+    X = make_blobs(n, d, k, seed=34, offset=1e3)
+    params = random_params(covariance_type, k, d, seed=35, offset=1e3)
+    w = np.random.RandomState(36).uniform(0, 2, n)
+    args = params.kernel_arguments()
+    expected = reference.accumulate(X, w, *args, block_size=256)
+    assert_statistics_close(get_backend(backend_name).accumulate(X, w, *args, block_size=256), expected, rtol=1e-10)

@@ -56,6 +56,7 @@ cdef double LOG_NEGLIGIBLE = -69.31471805599453
 
 OPENMP = bool(fastgmm_openmp())
 STATIC_TILE = bool(FASTGMM_STATIC_TILE)
+TILE_ROWS = TILE  # for the wrapper: the stages are (stages, D, TILE) doubles
 
 
 def max_threads():
@@ -279,12 +280,12 @@ cdef void _stage_tile(
     const double* xt, int n, const long* best, const long* n_kept, const double* total, double* wt,
     const long* pair_p, const long* pair_k, const double* pair_r, int n_pairs, int cov, const double* means, int K,
     int D, long* order, double* order_w, long* bounds, double* stage_d, double* stage_w, long* count, double* rd,
-    double* nk, double* s1, double* s2,
+    double* nk, double* s1, double* s2, bint direct,
 ) noexcept nogil:
     """Group the tile's (row, component) pairs by component (counting sort) and append them, centred on the
-    component's mean, to its staging columns; a full stage is first reduced into the partials
-    (as ``numba_._stage_tile``)."""
-    cdef int p, q, k, i, c, m, first
+    component's mean, to its staging columns; a full stage is first reduced into the partials. ``direct``: one
+    shared stage, reduced at once (as ``numba_._stage_tile``)."""
+    cdef int p, q, k, i, c, m, first, st
     cdef double mu
     for p in range(n):
         wt[p] = wt[p] / total[p]
@@ -319,17 +320,21 @@ cdef void _stage_tile(
         m = bounds[k + 1] - first
         if m == 0:
             continue
-        if count[k] + m > TILE:
+        st = 0 if direct else k
+        if not direct and count[k] + m > TILE:
             _moments_dense(stage_d + k * D * TILE, stage_w + k * TILE, count[k], cov, k, D, rd, nk, s1, s2)
             count[k] = 0
-        c = count[k]
+        c = 0 if direct else count[k]
         for i in range(D):
             mu = means[k * D + i]
             for q in range(m):
-                stage_d[(k * D + i) * TILE + c + q] = xt[i * TILE + order[first + q]] - mu
+                stage_d[(st * D + i) * TILE + c + q] = xt[i * TILE + order[first + q]] - mu
         for q in range(m):
-            stage_w[k * TILE + c + q] = order_w[first + q]
-        count[k] = c + m
+            stage_w[st * TILE + c + q] = order_w[first + q]
+        if direct:
+            _moments_dense(stage_d, stage_w, m, cov, k, D, rd, nk, s1, s2)
+        else:
+            count[k] = c + m
 
 
 # ------------------------------------------------------------------------------------------------------- kernels
@@ -338,10 +343,10 @@ cdef void _stage_tile(
 def accumulate_blocks(
     const floating[:, :] X, const double[::1] w, bint weighted, int cov, const double[:, ::1] means,
     const double[::1] U, const double[::1] log_const, Py_ssize_t block_size, double[:, ::1] ll_tw, double[:, ::1] nk,
-    double[:, ::1] s1, double[:, ::1] s2, int n_threads,
+    double[:, ::1] s1, double[:, ::1] s2, int stages, int n_threads,
 ):
     """The one-pass statistics, block b's partials into row b of ``ll_tw`` (2), ``nk`` (K), ``s1`` (K D) and
-    ``s2`` (flattened, see ``_moments_dense``)."""
+    ``s2`` (flattened, see ``_moments_dense``); ``stages`` is K, or 1 to reduce each tile's rows at once."""
     cdef Py_ssize_t n_samples = X.shape[0], start, block_end
     cdef int D = X.shape[1], K = means.shape[0], n_blocks = ll_tw.shape[0]
     cdef int b, n, n_pairs, k
@@ -376,8 +381,8 @@ def accumulate_blocks(
         y = <double*> malloc(sizeof(double) * TILE)
         a = <double*> malloc(sizeof(double) * K * TILE)
         rd = <double*> malloc(sizeof(double) * D * TILE)
-        stage_d = <double*> malloc(sizeof(double) * K * D * TILE)
-        stage_w = <double*> malloc(sizeof(double) * K * TILE)
+        stage_d = <double*> malloc(sizeof(double) * stages * D * TILE)
+        stage_w = <double*> malloc(sizeof(double) * stages * TILE)
         wt = <double*> malloc(sizeof(double) * TILE)
         top = <double*> malloc(sizeof(double) * TILE)
         floor_ = <double*> malloc(sizeof(double) * TILE)
@@ -417,7 +422,7 @@ def accumulate_blocks(
                 _add_log_likelihood(top, total, n, w_ptr, start, weighted, wt, &ll_tw[b, 0])
                 _stage_tile(
                     xt, n, best, n_kept, total, wt, pair_p, pair_k, pair_r, n_pairs, cov, &means[0, 0], K, D, order,
-                    order_w, bounds, stage_d, stage_w, count, rd, &nk[b, 0], &s1[b, 0], &s2[b, 0],
+                    order_w, bounds, stage_d, stage_w, count, rd, &nk[b, 0], &s1[b, 0], &s2[b, 0], stages < K,
                 )
                 start = start + TILE
             for k in range(K):

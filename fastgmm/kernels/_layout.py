@@ -1,10 +1,19 @@
 """Array layouts shared by the compiled backends: the covariance-type codes, the per-block partial statistics and
-their reduction in block order (the step that makes results independent of the thread count)."""
+their reduction in block order (the step that makes results independent of the thread count), and the bounds on
+the memory of both."""
 
 import numpy as np
 
 FULL, TIED, DIAG, SPHERICAL = 0, 1, 2, 3
 CODES = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": SPHERICAL}
+
+# The per-block partials of one round of blocks stay under this (unless one block per thread needs more): at K=16,
+# D=512 full, one block's s2 is 32 MiB, and 256 blocks at once would need 8 GiB.
+PARTIALS_BYTES = 256 * 2**20
+
+# A thread stages (K, D, TILE) doubles of centred rows; above this it reduces each tile's rows straight away
+# instead (at K=1000, D=512 the stages would take 1 GiB per thread).
+STAGE_BYTES = 32 * 2**20
 
 
 def n_blocks(n_samples, block_size):
@@ -13,9 +22,59 @@ def n_blocks(n_samples, block_size):
 
 
 def sum_in_order(partials):
-    """Sum of the per-block partials over the first axis. NumPy reduces an outer axis row after row, single-threaded:
-    the same additions in the same order whatever the number of threads that filled the partials."""
+    """Sum of the per-block partials over the first axis, row after row: the same additions in the same order
+    whatever the number of threads that filled the partials.
+
+    NumPy reduces an outer axis row after row, except when each row holds a single number: it then sees one
+    contiguous vector and sums it pairwise, which ``cumsum`` (sequential by definition) avoids.
+    """
+    if partials[0].size == 1:
+        return np.cumsum(partials, axis=0)[-1]
     return partials.sum(axis=0)
+
+
+def reduce_in_rounds(fill, n_samples, block_size, block_shapes, n_threads):
+    """Per-block partials filled by ``fill`` and summed in block order, a bounded round of blocks at a time.
+
+    Parameters
+    ----------
+    fill : callable
+        ``fill(rows, *partials)`` fills ``partials[i]`` of shape ``(blocks in rows,) + block_shapes[i]`` with the
+        statistics of the blocks of ``rows``, a slice of X that starts on a block boundary.
+    n_samples, block_size : int
+    block_shapes : sequence of tuple
+        Shape of one block's part of each partial.
+    n_threads : int
+        A round holds at least this many blocks, so that every thread has one.
+
+    Returns
+    -------
+    list of ndarray
+        The sums, shapes ``block_shapes``. Each round's partials are added to the running sums one block after
+        another, the additions ``sum_in_order`` makes over all blocks at once: the result does not depend on the
+        size of the rounds, so neither on the memory bound nor on the thread count.
+    """
+    blocks = n_blocks(n_samples, block_size)
+    block_bytes = 8 * sum(int(np.prod(shape)) for shape in block_shapes)
+    per_round = min(blocks, max(1, n_threads, PARTIALS_BYTES // max(block_bytes, 1)))
+    totals = None
+    for first in range(0, blocks, per_round):
+        count = min(per_round, blocks - first)
+        partials = [np.zeros((count,) + tuple(shape)) for shape in block_shapes]
+        fill(slice(first * block_size, min((first + count) * block_size, n_samples)), *partials)
+        if totals is None:
+            totals = [sum_in_order(partial) for partial in partials]
+            continue
+        for total, partial in zip(totals, partials):
+            for block in partial:
+                total += block
+    return totals
+
+
+def staged_components(n_components, n_features, tile):
+    """Components a thread stages rows for: all of them, or 1 (reduce each tile's rows at once) when the
+    ``(K, D, tile)`` stages would exceed ``STAGE_BYTES``."""
+    return n_components if 8 * n_components * n_features * tile <= STAGE_BYTES else 1
 
 
 def s2_block_shape(cov, n_components, n_features):

@@ -6,7 +6,7 @@ import numpy as np
 from .._threads import openmp_threads as threads  # noqa: F401 (the backend's thread policy)
 from .._threads import openmp_thread_count
 from . import _cython  # ImportError when the extension was not built: the backend is then unusable
-from ._layout import CODES, as_3d, finish_s2, n_blocks, s2_block_shape, sum_in_order
+from ._layout import CODES, as_3d, finish_s2, n_blocks, reduce_in_rounds, s2_block_shape, staged_components, sum_in_order
 
 NAME = "cython"
 
@@ -38,22 +38,25 @@ def _prepare(covariance_type, means, precisions_cholesky, log_const):
 def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size):
     """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``."""
     cov, means, U, log_const = _prepare(covariance_type, means, precisions_cholesky, log_const)
+    X = _rows(X)
     n_samples, n_features = X.shape
     n_components = means.shape[0]
-    blocks = n_blocks(n_samples, block_size)
     s2_shape = s2_block_shape(cov, n_components, n_features)
-    ll_tw = np.zeros((blocks, 2))
-    nk = np.zeros((blocks, n_components))
-    s1 = np.zeros((blocks, n_components * n_features))
-    s2 = np.zeros((blocks, int(np.prod(s2_shape))))
     w, weighted = _weights(sample_weight)
-    _cython.accumulate_blocks(
-        _rows(X), w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2, _n_threads()
-    )
-    ll, tw = sum_in_order(ll_tw)
-    s1 = sum_in_order(s1).reshape(n_components, n_features)
-    s2 = finish_s2(sum_in_order(s2).reshape(s2_shape), covariance_type)
-    return ll, tw, sum_in_order(nk), s1, s2
+    stages = staged_components(n_components, n_features, _cython.TILE_ROWS)
+    n_threads = _n_threads()
+
+    def fill(rows, ll_tw, nk, s1, s2):
+        _cython.accumulate_blocks(
+            X[rows], w[rows] if weighted else w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2,
+            stages, n_threads,
+        )
+
+    shapes = [(2,), (n_components,), (n_components * n_features,), (int(np.prod(s2_shape)),)]
+    ll_tw, nk, s1, s2 = reduce_in_rounds(fill, n_samples, block_size, shapes, n_threads)
+    ll, tw = ll_tw
+    s1 = s1.reshape(n_components, n_features)
+    return ll, tw, nk, s1, finish_s2(s2.reshape(s2_shape), covariance_type)
 
 
 def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const, out):
@@ -92,14 +95,18 @@ def label_statistics(X, sample_weight, labels, shift, covariance_type, block_siz
     """``(nk, s1, s2)`` of hard assignments; see ``fastgmm.kernels.numpy_.label_statistics``."""
     n_components, n_features = shift.shape
     cov = CODES[covariance_type]
-    blocks = n_blocks(X.shape[0], block_size)
+    X = _rows(X)
     s2_shape = s2_block_shape(cov, n_components, n_features)
-    nk = np.zeros((blocks, n_components))
-    s1 = np.zeros((blocks, n_components * n_features))
-    s2 = np.zeros((blocks, int(np.prod(s2_shape))))
     w, weighted = _weights(sample_weight)
-    _cython.label_statistics_blocks(
-        _rows(X), w, weighted, np.ascontiguousarray(labels, dtype=np.int32), _c(shift), cov, block_size, nk, s1, s2,
-                                    _n_threads())
-    s1 = sum_in_order(s1).reshape(n_components, n_features)
-    return sum_in_order(nk), s1, finish_s2(sum_in_order(s2).reshape(s2_shape), covariance_type)
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    shift = _c(shift)
+    n_threads = _n_threads()
+
+    def fill(rows, nk, s1, s2):
+        _cython.label_statistics_blocks(
+            X[rows], w[rows] if weighted else w, weighted, labels[rows], shift, cov, block_size, nk, s1, s2, n_threads
+        )
+
+    shapes = [(n_components,), (n_components * n_features,), (int(np.prod(s2_shape)),)]
+    nk, s1, s2 = reduce_in_rounds(fill, X.shape[0], block_size, shapes, n_threads)
+    return nk, s1.reshape(n_components, n_features), finish_s2(s2.reshape(s2_shape), covariance_type)

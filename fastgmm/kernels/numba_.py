@@ -23,10 +23,13 @@ whose type would make every call a cache miss (pynndescent pull request 226).
 import math
 
 import numpy as np
-from numba import config, njit, prange
+from numba import config, get_num_threads, njit, prange
 
 from .._threads import numba_threads as threads  # noqa: F401 (the backend's thread policy)
-from ._layout import CODES, DIAG, FULL, SPHERICAL, TIED, as_3d, finish_s2, n_blocks, s2_block_shape, sum_in_order
+from ._layout import (
+    CODES, DIAG, FULL, SPHERICAL, TIED, as_3d, finish_s2, n_blocks, reduce_in_rounds, s2_block_shape, staged_components,
+    sum_in_order,
+)
 
 if config.DISABLE_JIT:
     # The kernels would run as interpreted Python, hundreds of times slower than the NumPy reference.
@@ -268,22 +271,29 @@ def _stage_tile(
     if cov == DIAG or cov == SPHERICAL:
         _moments_gathered(xt, order, order_w, bounds, means, nk, s1, s2)
         return
+    direct = stage_w.shape[0] < n_components
     for k in range(n_components):
         first = bounds[k]
         m = bounds[k + 1] - first
         if m == 0:
             continue
-        if count[k] + m > capacity:
+        # Direct: one shared stage, reduced at once (the stages of all components would not fit, see
+        # ``staged_components``).
+        s = 0 if direct else k
+        if not direct and count[k] + m > capacity:
             _moments_dense(stage_d[k], stage_w[k], count[k], cov, k, rd, nk, s1, s2)
             count[k] = 0
-        c = count[k]
+        c = 0 if direct else count[k]
         for i in range(n_features):
             mu = means[k, i]
             for q in range(m):
-                stage_d[k, i, c + q] = xt[i, order[first + q]] - mu
+                stage_d[s, i, c + q] = xt[i, order[first + q]] - mu
         for q in range(m):
-            stage_w[k, c + q] = order_w[first + q]
-        count[k] = c + m
+            stage_w[s, c + q] = order_w[first + q]
+        if direct:
+            _moments_dense(stage_d[0], stage_w[0], m, cov, k, rd, nk, s1, s2)
+        else:
+            count[k] = c + m
 
 
 @njit(cache=True)
@@ -428,9 +438,10 @@ def _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y,
 
 
 @njit(parallel=True, cache=True)
-def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2, features):
-    """The one-pass statistics, per block into the block's partials; ``features`` is ``(0,) * D`` when D is small
-    enough for the compiled-for-D tile (one compilation per D), else ``()``."""
+def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features):
+    """The one-pass statistics, per block into the block's partials; ``stages`` is K, or 1 to reduce each tile's
+    rows at once (``staged_components``); ``features`` is ``(0,) * D`` when D is small enough for the
+    compiled-for-D tile (one compilation per D), else ``()``."""
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     n_blocks = ll_tw.shape[0]
@@ -440,8 +451,8 @@ def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk,
         y = np.empty(TILE)
         a = np.empty((n_components, TILE))
         rd = np.empty((n_features, TILE))
-        stage_d = np.empty((n_components, n_features, TILE))
-        stage_w = np.empty((n_components, TILE))
+        stage_d = np.empty((stages, n_features, TILE))
+        stage_w = np.empty((stages, TILE))
         count = np.zeros(n_components, dtype=np.int64)
         wt = np.empty(TILE)
         top = np.empty(TILE)
@@ -509,19 +520,18 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
     n_samples, n_features = X.shape
     n_components = means.shape[0]
-    blocks = n_blocks(n_samples, block_size)
-    ll_tw = np.zeros((blocks, 2))
-    nk = np.zeros((blocks, n_components))
-    s1 = np.zeros((blocks, n_components, n_features))
-    s2 = np.zeros((blocks,) + s2_block_shape(cov, n_components, n_features))
     weighted = sample_weight is not None
-    w = sample_weight if weighted else np.empty(0)
-    _accumulate(X, w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2, _static(cov, n_features))
+    stages = staged_components(n_components, n_features, TILE)
+    features = _static(cov, n_features)
 
-    # Partials summed in block order, sequentially: the same additions whatever the thread count.
-    s2 = finish_s2(sum_in_order(s2), covariance_type)
-    ll, tw = sum_in_order(ll_tw)
-    return ll, tw, sum_in_order(nk), sum_in_order(s1), s2
+    def fill(rows, ll_tw, nk, s1, s2):
+        w = sample_weight[rows] if weighted else np.empty(0)
+        _accumulate(X[rows], w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features)
+
+    shapes = [(2,), (n_components,), (n_components, n_features), s2_block_shape(cov, n_components, n_features)]
+    ll_tw, nk, s1, s2 = reduce_in_rounds(fill, n_samples, block_size, shapes, get_num_threads())
+    ll, tw = ll_tw
+    return ll, tw, nk, s1, finish_s2(s2, covariance_type)
 
 
 def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const, out):
@@ -651,13 +661,13 @@ def label_statistics(X, sample_weight, labels, shift, covariance_type, block_siz
     """``(nk, s1, s2)`` of hard assignments; see ``fastgmm.kernels.numpy_.label_statistics``."""
     n_components, n_features = shift.shape
     cov = CODES[covariance_type]
-    blocks = n_blocks(X.shape[0], block_size)
-    nk = np.zeros((blocks, n_components))
-    s1 = np.zeros((blocks, n_components, n_features))
-    s2 = np.zeros((blocks,) + s2_block_shape(cov, n_components, n_features))
     weighted = sample_weight is not None
-    _label_statistics(
-        X, sample_weight if weighted else np.empty(0), weighted, labels, np.ascontiguousarray(shift, np.float64), cov,
-        block_size, nk, s1, s2,
-    )
-    return sum_in_order(nk), sum_in_order(s1), finish_s2(sum_in_order(s2), covariance_type)
+    shift = np.ascontiguousarray(shift, np.float64)
+
+    def fill(rows, nk, s1, s2):
+        w = sample_weight[rows] if weighted else np.empty(0)
+        _label_statistics(X[rows], w, weighted, labels[rows], shift, cov, block_size, nk, s1, s2)
+
+    shapes = [(n_components,), (n_components, n_features), s2_block_shape(cov, n_components, n_features)]
+    nk, s1, s2 = reduce_in_rounds(fill, X.shape[0], block_size, shapes, get_num_threads())
+    return nk, s1, finish_s2(s2, covariance_type)
