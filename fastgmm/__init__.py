@@ -1,9 +1,10 @@
 """fastgmm: Gaussian mixture models fitted by EM, fast for large N; a drop-in for scikit-learn's GaussianMixture."""
 
+from ._collapse import ComponentCollapseWarning
 from ._data import Chunks
 from ._gaussian_mixture import GaussianMixture
 from ._show_versions import show_versions
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["Chunks", "GaussianMixture", "show_versions", "__version__"]
+__all__ = ["Chunks", "ComponentCollapseWarning", "GaussianMixture", "show_versions", "__version__"]

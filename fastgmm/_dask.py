@@ -14,7 +14,7 @@ import dask.array as da
 import numpy as np
 
 from ._backends import get_backend
-from ._data import RowsOfX, array_statistics, sum_in_order
+from ._data import RowsOfX, array_statistics, merge_worst, seeds_from, sum_in_order, worst_rows
 
 # Partial statistics summed per reduction task: a tree of depth log_8(blocks), a few KB per edge.
 _FAN_IN = 8
@@ -51,6 +51,13 @@ def _block_statistics(X, sample_weight, backend_name, n_jobs, params):
     backend = get_backend(backend_name)
     with task_threads(backend, n_jobs):
         return array_statistics(backend, params, X, sample_weight)
+
+
+def _block_worst(X, sample_weight, backend_name, n_jobs, params, count, offset):
+    """``worst_rows`` of one block, on the worker that holds it."""
+    backend = get_backend(backend_name)
+    with task_threads(backend, n_jobs):
+        return worst_rows(backend, params, X, sample_weight, count, offset)
 
 
 def _float_dtype(X, name):
@@ -136,6 +143,20 @@ class DaskSource(RowsOfX):
             ]
         (total,) = dask.compute(parts[0])
         return total
+
+    def worst_explained(self, backend, params, count):
+        """The ``count`` rows worst explained by ``params`` (see ``fastgmm._data.worst_rows``): each block's
+        candidates found where it lives, merged on the client."""
+        shared = dask.delayed(params, traverse=False)
+        task = dask.delayed(_block_worst, pure=True)
+        offsets = np.cumsum((0,) + self.X.chunks[0][:-1])
+        found = dask.compute(
+            *(
+                task(X, w, backend.NAME, self.n_jobs, shared, count, int(offset))
+                for X, w, offset in zip(self._x_blocks, self._w_blocks, offsets)
+            )
+        )
+        return seeds_from(merge_worst(found, count), count)
 
     def rows(self, indices):
         """In-memory ``(X[indices], sample_weight[indices])`` for sorted row indices, gathered from the blocks."""

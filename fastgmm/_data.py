@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+from scipy.special import logsumexp
 from sklearn.utils import check_array
 
 from ._model import Statistics
@@ -79,6 +80,10 @@ class ArraySource(RowsOfX):
         """In-memory ``(X[indices], sample_weight[indices])`` for sorted row indices."""
         return np.asarray(self.X[indices]), None if self.sample_weight is None else self.sample_weight[indices]
 
+    def worst_explained(self, backend, params, count):
+        """The ``count`` rows worst explained by ``params`` (see ``worst_rows``)."""
+        return seeds_from(worst_rows(backend, params, self.X, self.sample_weight, count), count)
+
 
 def array_statistics(backend, params, X, sample_weight):
     """The one-pass statistics of one in-memory (or memory-mapped) array."""
@@ -86,6 +91,44 @@ def array_statistics(backend, params, X, sample_weight):
         X, sample_weight, *params.kernel_arguments(), statistics_block_size(X.shape[0])
     )
     return Statistics(float(ll), float(total_weight), nk, s1, s2, params.means)
+
+
+def worst_rows(backend, params, X, sample_weight, count, offset=0):
+    """The ``count`` rows of X of positive weight with the lowest log-likelihood under ``params``, ties to the
+    first row, read in bounded blocks.
+
+    Returns
+    -------
+    scores : ndarray of shape (C,)
+        Their log-likelihoods, increasing (C <= count).
+    indices : ndarray of shape (C,)
+        Their row numbers plus ``offset``.
+    rows : ndarray of shape (C, D), float64
+    """
+    found = []
+    for rows, log_prob in weighted_log_prob_blocks(backend, X, params):
+        scores = logsumexp(log_prob, axis=1)
+        if sample_weight is not None:
+            scores[~(sample_weight[rows] > 0)] = np.inf
+        keep = np.argsort(scores, kind="stable")[:count]
+        keep = keep[scores[keep] < np.inf]
+        found.append((scores[keep], keep + rows.start + offset, np.asarray(X[rows][keep], dtype=np.float64)))
+    return merge_worst(found, count)
+
+
+def merge_worst(found, count):
+    """The ``count`` worst of several ``worst_rows`` results, ties to the lowest row number."""
+    scores = np.concatenate([part[0] for part in found] + [np.empty(0)])
+    indices = np.concatenate([part[1] for part in found] + [np.empty(0, dtype=np.int64)])
+    rows = np.concatenate([part[2] for part in found if len(part[2])] or [np.empty((0, 0))])
+    keep = np.lexsort((indices, scores))[:count]
+    return scores[keep], indices[keep], rows[keep] if len(keep) else rows
+
+
+def seeds_from(worst, count):
+    """``count`` seed rows from a ``worst_rows`` result, repeating the rows found when there are fewer."""
+    rows = worst[2]
+    return rows[np.arange(count) % len(rows)]
 
 
 def sum_in_order(*parts):
@@ -214,6 +257,14 @@ class ChunkSource:
         return sum_in_order(
             *(array_statistics(backend, params, X, weight) for X, weight in self._pieces() if X.shape[0])
         )
+
+    def worst_explained(self, backend, params, count):
+        """The ``count`` rows worst explained by ``params`` (see ``worst_rows``), over all chunks."""
+        found, offset = [], 0
+        for X, weight in self._pieces():
+            found.append(worst_rows(backend, params, X, weight, count, offset))
+            offset += X.shape[0]
+        return seeds_from(merge_worst(found, count), count)
 
     def rows(self, indices):
         """In-memory ``(X[indices], sample_weight[indices])`` of the concatenated chunks, for sorted indices."""

@@ -2,13 +2,15 @@
 
 It runs exactly scikit-learn's sequence: the pass under the current parameters yields their mean log-likelihood
 (the lower bound of the iteration) and the statistics of the next parameters; EM stops when the lower bound
-changes by less than ``tol``. It knows nothing of backends or of where the data live.
+changes by less than ``tol``. It knows nothing of backends or of where the data live. A component that collapses
+is re-seeded (``fastgmm._collapse``).
 """
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ._collapse import collapsed_components, reseeded_m_step
 from ._model import m_step
 
 
@@ -26,6 +28,8 @@ class EMResult:
         Lower bound of every iteration.
     converged : bool
     n_iter : int
+    reseeded : list of (int, int)
+        ``(iteration, components re-seeded)`` for every iteration whose M-step re-seeded collapsed components.
     """
 
     params: object
@@ -33,6 +37,7 @@ class EMResult:
     lower_bounds: list
     converged: bool
     n_iter: int
+    reseeded: list = field(default_factory=list)
 
 
 def run_em(source, backend, params, *, reg_covar, tol, max_iter, lower_bound=-math.inf, on_iteration=None):
@@ -59,20 +64,28 @@ def run_em(source, backend, params, *, reg_covar, tol, max_iter, lower_bound=-ma
     if max_iter == 0:
         return EMResult(params, -math.inf, [], False, 0)
     lower_bounds = []
+    reseeded = []
     converged = False
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
         stats = source.statistics(backend, params)
         lower_bound = stats.mean_log_likelihood
-        params = m_step(stats, params.covariance_type, reg_covar)
+        collapsed = collapsed_components(stats)
+        if collapsed.size:
+            seeds = source.worst_explained(backend, params, collapsed.size)
+            params = reseeded_m_step(stats, params.covariance_type, reg_covar, collapsed, seeds)
+            reseeded.append((n_iter, int(collapsed.size)))
+        else:
+            params = m_step(stats, params.covariance_type, reg_covar)
         lower_bounds.append(lower_bound)
         change = lower_bound - previous
         if on_iteration is not None:
             on_iteration(n_iter, lower_bound, change)
-        if abs(change) < tol:
+        # Parameters just re-seeded have not been through an E-step: never stop on them.
+        if abs(change) < tol and not collapsed.size:
             converged = True
             break
-    return EMResult(params, lower_bound, lower_bounds, converged, n_iter)
+    return EMResult(params, lower_bound, lower_bounds, converged, n_iter, reseeded)
 
 
 class VerbosePrinter:

@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _validation
 from ._backends import BACKENDS, get_backend
+from ._collapse import COLLAPSED_WEIGHT, ComponentCollapseWarning
 from ._data import ArraySource, Chunks, as_source, is_dask_collection, initialisation_source, weighted_log_prob_blocks
 from ._em import VerbosePrinter, run_em
 from ._init import initial_parameters
@@ -274,6 +275,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         printer = VerbosePrinter(self.verbose, self.verbose_interval)
 
         best = None
+        reseeded = []  # (iteration, components) of every run
         with backend.threads(self.n_jobs):
             for init in range(n_init):
                 printer.init_begin(init)
@@ -301,12 +303,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     lower_bound=lower_bound,
                     on_iteration=printer.iteration_end,
                 )
+                reseeded += result.reseeded
                 if self.max_iter > 0:
                     printer.init_end(result.lower_bound, result.converged)
                 # The first run is kept whatever its bound, as scikit-learn does (a bound may be -inf or NaN).
                 if best is None or result.lower_bound > best.lower_bound or best.lower_bound == -math.inf:
                     best = result
 
+        if reseeded:
+            warnings.warn(
+                f"{sum(count for _, count in reseeded)} collapsed component(s) re-seeded in {len(reseeded)} EM "
+                f"iteration(s): a component kept less than {COLLAPSED_WEIGHT:g} of the total sample weight, so it was "
+                "restarted at the data point the model explained worst. Fewer components or another initialisation "
+                "may suit the data better (see docs/robustness.md in the fastgmm repository).",
+                ComponentCollapseWarning,
+            )
         if not best.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init parameters, or increase "

@@ -235,6 +235,11 @@ def estimate_moments(stats, covariance_type, reg_covar, weight_normaliser=None):
     means : ndarray of shape (K, D)
     covariances : ndarray, shape by ``covariance_type``
     """
+    if not (np.all(np.isfinite(stats.s2)) and np.all(np.isfinite(stats.s1))):
+        raise ValueError(
+            "The second moments of X overflow float64: values or distances between them reach about 1e154. "
+            "Divide X by a constant (its largest absolute value, say) before fitting."
+        )
     nk = stats.nk
     n_eff = nk + NK_EPS
     delta = stats.s1 / n_eff[:, None]

@@ -51,6 +51,20 @@ def test_dask_fit_equals_in_memory_fit(client, covariance_type):
     assert_same_model(fit(dX, covariance_type=covariance_type), fit(X, covariance_type=covariance_type))
 
 
+def test_dask_fit_reseeds_a_collapsed_component_as_in_memory(client):
+    from fastgmm import ComponentCollapseWarning
+
+    rng = np.random.RandomState(3)
+    X = np.vstack([rng.randn(300, 2), rng.randn(300, 2) + 6, rng.randn(10, 2) + [30, 0]])
+    settings = dict(means_init=[[0.0, 0.0], [6.0, 6.0], [1e4, 1e4]], max_iter=6)
+    with pytest.warns(ComponentCollapseWarning):
+        expected = fit(X, **settings)
+    with pytest.warns(ComponentCollapseWarning):
+        actual = fit(client.persist(da.from_array(X, chunks=(150, 2))), **settings)
+    assert_same_model(actual, expected)
+    assert np.linalg.norm(actual.means_ - [30, 0], axis=1).min() < 1.0
+
+
 def test_dask_fit_with_weights_float32_and_unknown_chunks(client):
     X = make_blobs(4000, 3).astype(np.float32)
     weights = np.random.RandomState(2).uniform(0, 2, size=len(X))

@@ -1,0 +1,170 @@
+"""Degenerate data and collapsing components: a fit with reg_covar > 0 always ends with a finite, valid model, and
+a component that empties is re-seeded instead of being carried dead (see fastgmm._collapse and
+docs/robustness.md)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from fastgmm import Chunks, ComponentCollapseWarning, GaussianMixture
+from fastgmm._backends import get_backend
+from fastgmm._data import ArraySource, ChunkSource, worst_rows
+from fastgmm._model import MixtureParameters, precision_cholesky_from_covariances
+
+from .oracles import make_blobs
+
+RNG = np.random.RandomState(0)
+TWO_BLOBS = np.vstack([RNG.randn(300, 3), RNG.randn(300, 3) + 5])
+
+
+def assert_valid_model(model, n_features):
+    """Finite parameters, weights summing to 1, covariances symmetric positive definite."""
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        assert np.all(np.isfinite(getattr(model, name))), name
+    assert np.isfinite(model.lower_bound_)
+    np.testing.assert_allclose(model.weights_.sum(), 1.0, rtol=1e-12)
+    assert model.means_.shape[1] == n_features
+    cov = model.covariances_
+    if model.covariance_type in ("diag", "spherical"):
+        assert np.all(cov > 0)
+        return
+    for matrix in cov if model.covariance_type == "full" else [cov]:
+        np.testing.assert_array_equal(matrix, matrix.T)
+        assert np.linalg.eigvalsh(matrix).min() > 0
+
+
+# Every case of the robustness table in docs/robustness.md under "Degenerate data".
+DEGENERATE = {
+    "duplicated points": np.repeat(TWO_BLOBS[:5], 60, axis=0),
+    "all points equal": np.ones((50, 3)),
+    "a constant column": np.c_[TWO_BLOBS, np.full(600, 7.0)],
+    "one feature": TWO_BLOBS[:, :1],
+    "n_samples == n_components": TWO_BLOBS[:3],
+    "values near 1e150": TWO_BLOBS * 1e150,
+    "offset 1e150, spread 1": TWO_BLOBS + 1e150,
+    "values near 1e-150": TWO_BLOBS * 1e-150,
+    "integers": np.round(TWO_BLOBS).astype(np.int64),
+}
+
+
+@pytest.mark.parametrize("case", DEGENERATE)
+def test_degenerate_data_fit_to_a_valid_model(backend, covariance_type, case):
+    X = DEGENERATE[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", ComponentCollapseWarning)
+        model = GaussianMixture(3, covariance_type=covariance_type, random_state=0, backend=backend).fit(X)
+    assert_valid_model(model, X.shape[1])
+    proba = model.predict_proba(X)
+    assert np.all(np.isfinite(proba))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-10)
+    assert np.all(np.isfinite(model.score_samples(X)))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_one_component_and_512_features(covariance_type):
+    X = np.random.RandomState(1).standard_normal((1500, 512))
+    model = GaussianMixture(1, covariance_type=covariance_type, max_iter=3).fit(X)
+    assert_valid_model(model, 512)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = GaussianMixture(2, covariance_type=covariance_type, max_iter=3, random_state=0).fit(X)
+    assert_valid_model(model, 512)
+
+
+def test_singular_data_without_regularisation_name_the_component():
+    """reg_covar=0 with a component on duplicated points: scikit-learn's message, which component, and the hint."""
+    X = np.vstack([np.repeat([[0.0, 0.0]], 20, axis=0), RNG.randn(40, 2) + 10])
+    with pytest.raises(ValueError, match=r"ill-defined empirical covariance.*increase reg_covar.*\(component \d\)"):
+        GaussianMixture(2, reg_covar=0, random_state=0).fit(X)
+
+
+def test_overflowing_data_get_a_clear_error():
+    with pytest.raises(ValueError, match="overflow"):
+        GaussianMixture(2, random_state=0).fit(TWO_BLOBS * 1e200)
+
+
+# ---------------------------------------------------------------------------------------------- collapse policy
+
+# Three clusters (300, 300 and 10 points); the third initial mean sits where no data are, so its component
+# empties at the first E-step.
+THREE = np.vstack([RNG.randn(300, 2), RNG.randn(300, 2) + 6, RNG.randn(10, 2) + [30, 0]])
+DEAD_START = np.array([[0.0, 0.0], [6.0, 6.0], [1e4, 1e4]])
+
+
+@pytest.mark.parametrize("reg_covar", [1e-6, 0.0])
+def test_collapsed_component_is_reseeded_with_a_warning(backend, covariance_type, reg_covar):
+    model = GaussianMixture(
+        3, covariance_type=covariance_type, means_init=DEAD_START, reg_covar=reg_covar, backend=backend
+    )
+    with pytest.warns(ComponentCollapseWarning, match=r"^1 collapsed component\(s\) re-seeded in 1 EM iteration"):
+        model.fit(THREE)
+    assert_valid_model(model, 2)
+    # The re-seeded component found the small cluster, which scikit-learn's EM leaves to a dead component.
+    np.testing.assert_allclose(np.sort(model.weights_), np.sort([300, 300, 10]) / 610, atol=1e-3)
+    assert np.linalg.norm(model.means_ - [30, 0], axis=1).min() < 1.0
+    assert model.converged_ and model.n_iter_ >= 2
+
+
+def test_no_reseeding_without_collapse():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ComponentCollapseWarning)
+        GaussianMixture(3, random_state=0).fit(THREE)
+
+
+def test_iteration_that_reseeds_does_not_stop_em():
+    """Even with a tolerance that every iteration meets, the parameters of a re-seeding M-step go through an
+    E-step before EM stops."""
+    with pytest.warns(ComponentCollapseWarning):
+        model = GaussianMixture(3, means_init=DEAD_START, tol=1e10).fit(THREE)
+    assert model.n_iter_ == 2
+
+
+def test_reseeding_counts_every_collapse():
+    start = np.array([[0.0, 0.0], [6.0, 6.0], [1e4, 1e4], [-1e4, 1e4]])
+    with pytest.warns(ComponentCollapseWarning, match=r"^2 collapsed component\(s\) re-seeded in 1 EM iteration"):
+        GaussianMixture(4, means_init=start).fit(THREE)
+
+
+def test_reseeding_is_the_same_for_chunks_and_arrays():
+    settings = dict(means_init=DEAD_START, tol=0, max_iter=8)
+    with pytest.warns(ComponentCollapseWarning):
+        whole = GaussianMixture(3, **settings).fit(THREE)
+    with pytest.warns(ComponentCollapseWarning):
+        chunked = GaussianMixture(3, **settings).fit(Chunks([THREE[:250], THREE[250:251], THREE[251:]]))
+    np.testing.assert_allclose(chunked.means_, whole.means_, rtol=1e-10)
+    np.testing.assert_allclose(chunked.covariances_, whole.covariances_, rtol=1e-10)
+
+
+def _params():
+    cov = np.stack([np.eye(2)] * 2)
+    return MixtureParameters("full", np.array([0.5, 0.5]), np.array([[0.0, 0], [5, 5]]), cov,
+                             precision_cholesky_from_covariances(cov, "full"))
+
+
+def test_worst_rows_skip_zero_weights_and_break_ties_by_row():
+    X = np.array([[0.0, 0], [50, 50], [-50, -50], [50, 50], [5, 5], [-50, -50]])
+    w = np.array([1.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    backend = get_backend("numpy")
+    scores, indices, rows = worst_rows(backend, _params(), X, w, 2)
+    # Rows 2 and 5 are the same point, the worst of those with weight: the first comes first.
+    np.testing.assert_array_equal(indices, [2, 5])
+    np.testing.assert_array_equal(rows, X[[2, 5]])
+    assert scores[0] == scores[1]
+    # Unweighted, rows 1 and 3 (50, 50) count too; they are nearer the mean (5, 5) than (-50, -50) is to (0, 0).
+    _, indices, _ = worst_rows(backend, _params(), X, None, 3)
+    np.testing.assert_array_equal(indices, [2, 5, 1])
+
+
+def test_worst_explained_of_chunks_equals_the_array():
+    X = make_blobs(5000, 2, 2, seed=3) * 3
+    backend = get_backend("numpy")
+    whole = ArraySource(X).worst_explained(backend, _params(), 4)
+    chunked = ChunkSource(Chunks([X[:1234], X[1234:1235], X[1235:]])).worst_explained(backend, _params(), 4)
+    np.testing.assert_array_equal(chunked, whole)
+    # Fewer rows of positive weight than components to re-seed: the rows found are used again.
+    w = np.zeros(5000)
+    w[17] = 1.0
+    np.testing.assert_array_equal(ArraySource(X, w).worst_explained(backend, _params(), 3), X[[17, 17, 17]])
