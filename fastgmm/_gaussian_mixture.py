@@ -555,6 +555,28 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         labels = np.concatenate([np.full(n, k, dtype=np.int64) for k, n in enumerate(counts)])
         return np.vstack(parts), labels
 
+    def save(self, file):
+        """Save the fitted model to an ``.npz`` file that :func:`fastgmm.load` reads back exactly, without pickle.
+
+        The layout is documented and versioned (``fastgmm._persistence``): plain arrays and JSON text, so a model
+        file from elsewhere cannot run code when loaded. A path is written atomically (a temporary file renamed).
+
+        Parameters
+        ----------
+        file : str, path-like or binary file object
+            Written as given (no ``.npz`` suffix is added).
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator is not fitted.
+        TypeError
+            If a parameter is of a type the format does not store (a callable, say).
+        """
+        from ._persistence import save_model
+
+        save_model(self, file)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False

@@ -1,0 +1,343 @@
+"""Saving and loading fitted models as plain ``.npz`` files: no pickle, so loading a file cannot run code.
+
+Layout, format version 1 (every member a plain array; read with ``allow_pickle=False``):
+
+=====================  ==========================  =============================================================
+member                 dtype, shape                content
+=====================  ==========================  =============================================================
+format                 str, ()                     ``"fastgmm.GaussianMixture"``
+format_version         int64, ()                   1
+fastgmm_version        str, ()                     version of fastgmm that wrote the file (informative)
+params                 str, ()                     JSON object: every constructor parameter that is a number, a
+                                                   string, a boolean or null (``random_state`` when it is an int or
+                                                   None; ``{"mt19937": true, ...}`` for a RandomState, see below)
+param_weights_init     float64, (K,)               present when ``weights_init`` is set; likewise
+param_means_init       float64, (K, D)             ``means_init`` and
+param_precisions_init  float64, by covariance      ``precisions_init``
+random_state_key       uint32, (624,)              present when ``random_state`` is a RandomState: its MT19937 key
+fitted                 str, ()                     JSON object: ``converged_``, ``n_iter_``, ``n_features_in_``,
+                                                   ``backend_``
+lower_bound_           float64, ()
+lower_bounds_          float64, (n_iter_,)
+weights_               float64, (K,)
+means_                 float64, (K, D)
+covariances_           float64, by covariance      full (K, D, D), tied (D, D), diag (K, D), spherical (K,)
+precisions_            float64, same
+precisions_cholesky_   float64, same
+feature_names_in_      str, (D,)                   present when the model was fitted on named columns
+=====================  ==========================  =============================================================
+
+The loader accepts exactly these members and checks them all: dtypes and shapes against ``n_components``,
+``covariance_type`` and ``n_features_in_``; the parameters as the estimator's own validation does; finite values;
+weights non-negative and summing to 1; covariances symmetric positive definite; the precisions and their Cholesky
+factors consistent with the covariances. Anything else is a ValueError that names the file and the problem.
+"""
+
+import json
+import os
+import tempfile
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from ._model import covariance_shape, precision_cholesky_from_covariances
+
+FORMAT = "fastgmm.GaussianMixture"
+FORMAT_VERSION = 1
+
+_ARRAY_PARAMS = ("weights_init", "means_init", "precisions_init")
+_FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
+_FITTED_SCALARS = {"converged_": bool, "n_iter_": int, "n_features_in_": int, "backend_": str}
+_REQUIRED = {"format", "format_version", "fastgmm_version", "params", "fitted", "lower_bound_", "lower_bounds_",
+             *_FITTED_ARRAYS}
+_OPTIONAL = {"random_state_key", "feature_names_in_", *(f"param_{name}" for name in _ARRAY_PARAMS)}
+
+# |U^T Sigma U - I| of a consistent model is ~cond(Sigma)^(1/2) eps; this allows cond(Sigma) up to ~1e20.
+_CONSISTENCY = 1e-5
+
+
+class ModelFileError(ValueError):
+    """A file that is not a valid fastgmm model."""
+
+
+def _plain(value, name):
+    """A parameter value as JSON holds it, or a TypeError."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        return float(value)
+    raise TypeError(f"cannot save parameter {name}={value!r}: only numbers, strings, booleans and None are stored")
+
+
+def save_model(estimator, file):
+    """Write a fitted estimator to ``file`` (path or binary file object) in the layout above.
+
+    A path is written atomically: to a temporary file in the same directory, then renamed.
+    """
+    check_is_fitted(estimator)
+    members = {"format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION, dtype=np.int64)}
+    from . import __version__
+
+    members["fastgmm_version"] = np.array(__version__)
+    params = {}
+    for name, value in estimator.get_params(deep=False).items():
+        if name in _ARRAY_PARAMS:
+            if value is not None:
+                members[f"param_{name}"] = np.asarray(value, dtype=np.float64)
+            params[name] = None
+        elif name == "random_state" and isinstance(value, np.random.RandomState):
+            kind, key, pos, has_gauss, cached = value.get_state()
+            members["random_state_key"] = np.asarray(key, dtype=np.uint32)
+            params[name] = {"mt19937": True, "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)}
+        else:
+            params[name] = _plain(value, name)
+    members["params"] = np.array(json.dumps(params))
+    members["fitted"] = np.array(json.dumps({name: kind(getattr(estimator, name)) for name, kind in
+                                             _FITTED_SCALARS.items()}))
+    members["lower_bound_"] = np.array(estimator.lower_bound_, dtype=np.float64)
+    members["lower_bounds_"] = np.asarray(estimator.lower_bounds_, dtype=np.float64).reshape(-1)
+    for name in _FITTED_ARRAYS:
+        members[name] = np.asarray(getattr(estimator, name), dtype=np.float64)
+    if hasattr(estimator, "feature_names_in_"):
+        members["feature_names_in_"] = np.asarray(estimator.feature_names_in_, dtype=str)
+
+    if hasattr(file, "write"):
+        np.savez(file, **members)
+        return
+    path = os.fspath(file)
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".fastgmm-", suffix=".npz.tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            np.savez(out, **members)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def load(file):
+    """Load a model saved by :meth:`GaussianMixture.save`, checking every part of it.
+
+    The file is read with ``allow_pickle=False``: it holds plain arrays and JSON text only, so loading cannot run
+    code. Everything is validated before a model is returned (members, dtypes, shapes, parameters, finiteness,
+    weights summing to 1, positive-definite covariances consistent with the precisions).
+
+    Parameters
+    ----------
+    file : str, path-like or binary file object
+
+    Returns
+    -------
+    GaussianMixture
+        The fitted estimator, with the saved parameters and fitted attributes exactly.
+
+    Raises
+    ------
+    ModelFileError
+        (a ValueError) If the file is not a valid fastgmm model, naming the file and the problem.
+    FileNotFoundError
+        If there is no such file.
+
+    Examples
+    --------
+    >>> import io
+    >>> import numpy as np
+    >>> import fastgmm
+    >>> X = np.random.RandomState(0).normal(size=(200, 2))
+    >>> model = fastgmm.GaussianMixture(2, random_state=0).fit(X)
+    >>> buffer = io.BytesIO()
+    >>> model.save(buffer)
+    >>> restored = fastgmm.load(io.BytesIO(buffer.getvalue()))
+    >>> bool(np.array_equal(restored.means_, model.means_))
+    True
+    """
+    name = getattr(file, "name", None) if hasattr(file, "read") else os.fspath(file)
+    where = f"{name}: " if name else ""
+    try:
+        archive = np.load(file, allow_pickle=False)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except Exception as error:  # whatever a damaged or foreign file makes the readers raise
+        raise ModelFileError(f"{where}not a fastgmm model file: {type(error).__name__}: {error}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ModelFileError(f"{where}not a fastgmm model file: a single .npy array, not a .npz archive")
+    try:
+        with archive:
+            members = {key: archive[key] for key in archive.files}
+    except Exception as error:
+        raise ModelFileError(f"{where}not a fastgmm model file: {type(error).__name__}: {error}") from None
+    try:
+        return _model_from(members)
+    except ModelFileError as error:
+        raise ModelFileError(f"{where}{error}") from None
+
+
+def _text(members, key):
+    value = members[key]
+    if value.dtype.kind != "U" or value.shape != ():
+        raise ModelFileError(f"member {key!r} must be a string, got dtype {value.dtype} shape {value.shape}")
+    return str(value)
+
+
+def _json_object(members, key):
+    try:
+        value = json.loads(_text(members, key))
+    except json.JSONDecodeError as error:
+        raise ModelFileError(f"member {key!r} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ModelFileError(f"member {key!r} must be a JSON object")
+    return value
+
+
+def _float_array(members, key, shape):
+    value = members[key]
+    if value.dtype != np.float64:
+        raise ModelFileError(f"{key} must be float64, got {value.dtype}")
+    if value.shape != shape:
+        raise ModelFileError(f"{key} has shape {value.shape}, expected {shape}")
+    if not np.all(np.isfinite(value)):
+        raise ModelFileError(f"{key} contains NaN or infinity")
+    return value
+
+
+def _model_from(members):
+    from ._gaussian_mixture import GaussianMixture
+
+    keys = set(members)
+    if "format" not in keys or _text(members, "format") != FORMAT:
+        raise ModelFileError(f"not a fastgmm model file: no member 'format' equal to {FORMAT!r}")
+    version = members.get("format_version")
+    if version is None or version.dtype.kind not in "iu" or version.shape != ():
+        raise ModelFileError("member 'format_version' must be an integer")
+    if int(version) != FORMAT_VERSION:
+        raise ModelFileError(
+            f"format version {int(version)}; this fastgmm reads version {FORMAT_VERSION} (a newer fastgmm wrote it?)"
+        )
+    if _REQUIRED - keys:
+        raise ModelFileError(f"missing member(s) {sorted(_REQUIRED - keys)}")
+    if keys - _REQUIRED - _OPTIONAL:
+        raise ModelFileError(f"unexpected member(s) {sorted(keys - _REQUIRED - _OPTIONAL)}")
+    _text(members, "fastgmm_version")
+
+    # Parameters: known names only, then the estimator's own validation.
+    params = _json_object(members, "params")
+    known = set(GaussianMixture().get_params(deep=False))
+    if set(params) != known:
+        raise ModelFileError(f"params must name exactly {sorted(known)}, got {sorted(params)}")
+    params["random_state"] = _random_state(params["random_state"], members)
+    estimator = GaussianMixture(**params)
+    try:
+        estimator._validate_params()
+    except (ValueError, TypeError) as error:
+        raise ModelFileError(f"invalid parameters: {error}") from None
+
+    fitted = _json_object(members, "fitted")
+    if set(fitted) != set(_FITTED_SCALARS):
+        raise ModelFileError(f"fitted must name exactly {sorted(_FITTED_SCALARS)}, got {sorted(fitted)}")
+    for key, kind in _FITTED_SCALARS.items():
+        if type(fitted[key]) is not kind:
+            raise ModelFileError(f"fitted {key} must be {kind.__name__}, got {fitted[key]!r}")
+    K, D, covariance_type = estimator.n_components, fitted["n_features_in_"], estimator.covariance_type
+    if D < 1 or fitted["n_iter_"] < 0:
+        raise ModelFileError(f"n_features_in_={D} and n_iter_={fitted['n_iter_']} must be >= 1 and >= 0")
+    from ._backends import BACKENDS
+
+    if fitted["backend_"] not in BACKENDS:
+        raise ModelFileError(f"backend_ {fitted['backend_']!r} is not one of {sorted(BACKENDS)}")
+
+    # Initial arrays, when given, in the shapes fit validates.
+    for name in _ARRAY_PARAMS:
+        key = f"param_{name}"
+        if key in members:
+            shape = {"weights_init": (K,), "means_init": (K, D),
+                     "precisions_init": covariance_shape(covariance_type, K, D)}[name]
+            setattr(estimator, name, _float_array(members, key, shape))
+
+    shape = covariance_shape(covariance_type, K, D)
+    arrays = {
+        "weights_": _float_array(members, "weights_", (K,)),
+        "means_": _float_array(members, "means_", (K, D)),
+        "covariances_": _float_array(members, "covariances_", shape),
+        "precisions_": _float_array(members, "precisions_", shape),
+        "precisions_cholesky_": _float_array(members, "precisions_cholesky_", shape),
+    }
+    _check_mixture(covariance_type, **arrays)
+
+    lower_bound = members["lower_bound_"]
+    if lower_bound.dtype != np.float64 or lower_bound.shape != () or np.isnan(lower_bound) or lower_bound == np.inf:
+        raise ModelFileError("lower_bound_ must be a float64 scalar, finite or -inf")
+    lower_bounds = members["lower_bounds_"]
+    if lower_bounds.dtype != np.float64 or lower_bounds.ndim != 1 or np.any(np.isnan(lower_bounds)):
+        raise ModelFileError("lower_bounds_ must be a 1-D float64 array without NaN")
+
+    for key, value in arrays.items():
+        setattr(estimator, key, value)
+    for key, value in fitted.items():
+        setattr(estimator, key, value)
+    estimator.lower_bound_ = float(lower_bound)
+    estimator.lower_bounds_ = [float(value) for value in lower_bounds]
+    if "feature_names_in_" in members:
+        names = members["feature_names_in_"]
+        if names.dtype.kind != "U" or names.shape != (D,):
+            raise ModelFileError(f"feature_names_in_ must hold {D} strings, got dtype {names.dtype} {names.shape}")
+        estimator.feature_names_in_ = names.astype(object)
+    return estimator
+
+
+def _random_state(value, members):
+    """The ``random_state`` parameter: None, an int, or a RandomState rebuilt from its saved MT19937 state."""
+    if value is None or (type(value) is int):
+        if "random_state_key" in members:
+            raise ModelFileError("random_state_key is present but random_state is not a RandomState")
+        return value
+    if not (isinstance(value, dict) and set(value) == {"mt19937", "pos", "has_gauss", "cached"}):
+        raise ModelFileError(f"random_state must be null, an integer or a saved RandomState, got {value!r}")
+    key = members.get("random_state_key")
+    if key is None or key.dtype != np.uint32 or key.shape != (624,):
+        raise ModelFileError("a saved RandomState needs random_state_key, 624 uint32")
+    state = np.random.RandomState()
+    try:
+        state.set_state(("MT19937", key, value["pos"], value["has_gauss"], value["cached"]))
+    except (ValueError, TypeError) as error:
+        raise ModelFileError(f"invalid saved RandomState: {error}") from None
+    return state
+
+
+def _check_mixture(covariance_type, weights_, means_, covariances_, precisions_, precisions_cholesky_):
+    """Weights a distribution, covariances SPD, precisions and Cholesky factors consistent with them."""
+    if np.any(weights_ < 0) or not abs(weights_.sum() - 1.0) <= 1e-8:
+        raise ModelFileError(f"weights_ must be non-negative and sum to 1, got sum {weights_.sum()!r}")
+    try:
+        expected_cholesky = precision_cholesky_from_covariances(covariances_, covariance_type)
+    except ValueError:
+        raise ModelFileError("covariances_ are not all symmetric positive definite") from None
+    U = precisions_cholesky_
+    if covariance_type in ("full", "tied"):
+        covariances = covariances_ if covariance_type == "full" else covariances_[None]
+        factors = U if covariance_type == "full" else U[None]
+        for k, (cov, u) in enumerate(zip(covariances, factors)):
+            if not np.abs(cov - cov.T).max() <= 1e-12 * np.abs(cov).max():
+                raise ModelFileError(f"covariance {k} is not symmetric")
+            if np.any(np.tril(u, -1) != 0) or np.any(np.diagonal(u) <= 0):
+                raise ModelFileError(f"precisions_cholesky_ {k} is not upper triangular with a positive diagonal")
+            residual = np.abs(u.T @ cov @ u - np.eye(len(u))).max()
+            if not residual <= _CONSISTENCY:
+                raise ModelFileError(f"precisions_cholesky_ {k} is not the Cholesky factor of the inverse of "
+                                     f"covariance {k} (|U^T C U - I| = {residual:.3g})")
+        product = factors @ np.transpose(factors, (0, 2, 1))
+        product = product if covariance_type == "full" else product[0]
+    else:
+        if np.any(U <= 0) or not np.allclose(U, expected_cholesky, rtol=_CONSISTENCY, atol=0):
+            raise ModelFileError("precisions_cholesky_ is not 1 / sqrt(covariances_)")
+        product = U**2
+    # Relative to each matrix's largest entry: off-diagonal precisions may be rounding-level numbers.
+    axes = tuple(range(1, product.ndim)) if covariance_type == "full" else None
+    scale = np.abs(product).max(axis=axes, keepdims=True) if covariance_type in ("full", "tied") else np.abs(product)
+    if not np.all(np.abs(precisions_ - product) <= 1e-10 * scale):
+        raise ModelFileError("precisions_ is not precisions_cholesky_ times its transpose")
