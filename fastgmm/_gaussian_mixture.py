@@ -154,7 +154,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
         "backend": [StrOptions({"auto", *BACKENDS})],
-        "n_jobs": [Integral, None],
+        # joblib's convention: 0 threads has no meaning.
+        "n_jobs": [Interval(Integral, None, -1, closed="right"), Interval(Integral, 1, None, closed="left"), None],
         "init_sample_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
     }
 

@@ -16,12 +16,14 @@ def check_weights(weights, n_components):
     """Validated ``weights_init``: shape (K,), in [0, 1], summing to 1; float64."""
     weights = check_array(weights, dtype=[np.float64, np.float32], ensure_2d=False, input_name="weights_init")
     _check_shape(weights, (n_components,), "weights")
-    if np.any(weights < 0.0) or np.any(weights > 1.0):
+    # A fitted model's own weights_ are valid here: a weight may pass 1 by rounding (the initial weights of one
+    # component are N_k / sum(w), two sums of the same weights in different orders).
+    atol = 1e-6 if weights.dtype == np.float32 else 1e-8
+    if np.any(weights < 0.0) or np.any(weights > 1.0 + atol):
         raise ValueError(
             "The parameter 'weights' should be in the range [0, 1], but got max value "
             f"{weights.max():.5f}, min value {weights.min():.5f}"
         )
-    atol = 1e-6 if weights.dtype == np.float32 else 1e-8
     if not abs(1.0 - float(weights.sum())) <= atol:
         raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {weights.sum():.5f}")
     return weights.astype(np.float64)

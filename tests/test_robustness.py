@@ -168,3 +168,40 @@ def test_worst_explained_of_chunks_equals_the_array():
     w = np.zeros(5000)
     w[17] = 1.0
     np.testing.assert_array_equal(ArraySource(X, w).worst_explained(backend, _params(), 3), X[[17, 17, 17]])
+
+
+# --------------------------------------------------------------------------------------------------- atomic fit
+
+
+def test_real_keyboard_interrupt_during_a_long_fit_leaves_the_model_as_it_was():
+    """Ctrl-C (SIGINT turned into KeyboardInterrupt by Python) half a second into a fit of many iterations: the
+    previously fitted estimator keeps every attribute, bit for bit, and still predicts the same."""
+    import _thread
+    import threading
+    import time
+
+    small = make_blobs(500, 3, 3, seed=50)
+    model = GaussianMixture(3, random_state=0).fit(small)
+    before = {key: (value.copy() if isinstance(value, np.ndarray) else value) for key, value in vars(model).items()}
+    labels = model.predict(small)
+
+    big = make_blobs(200_000, 4, 6, seed=51)
+    model.set_params(n_components=6, tol=0, max_iter=100_000)
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    started = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(big)
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - started < 60  # interrupted, not run to max_iter
+
+    model.set_params(n_components=3, tol=1e-3, max_iter=100)
+    assert set(vars(model)) == set(before)
+    for key, value in before.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(vars(model)[key], value)
+        else:
+            assert vars(model)[key] == value, key
+    np.testing.assert_array_equal(model.predict(small), labels)

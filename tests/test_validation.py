@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.exceptions import NotFittedError
 
 from fastgmm import GaussianMixture
@@ -22,6 +23,11 @@ X = make_blobs(60, 3, 2, seed=0)
         (X[:1], ValueError, "minimum of 2 is required"),
         (X + 1j, ValueError, "Complex data not supported"),
         (np.array([["a", "b"], ["c", "d"]], dtype=object), ValueError, "could not convert string to float"),
+        (np.array([["a", "b"], ["c", "d"], ["e", "f"]]), ValueError, "could not convert string to float"),
+        (sparse.csr_matrix(X), TypeError, "Sparse data was passed for X, but dense data is required"),
+        (None, ValueError, "Expected 2D array, got scalar array"),
+        (3.0, ValueError, "Expected 2D array, got scalar array"),
+        (np.empty((10, 0)), ValueError, r"0 feature\(s\) \(shape=\(10, 0\)\) while a minimum of 1 is required"),
     ],
 )
 def test_bad_X_raises(data, error, message):
@@ -46,6 +52,16 @@ def test_fewer_samples_than_components():
         (dict(init_params="bogus"), "'init_params' parameter"),
         (dict(backend="bogus"), "'backend' parameter"),
         (dict(n_jobs="two"), "'n_jobs' parameter"),
+        (dict(n_jobs=0), r"'n_jobs' parameter of GaussianMixture must be an int in the range \(-inf, -1\]"),
+        (dict(n_components=2.5), "'n_components' parameter of GaussianMixture must be an int"),
+        (dict(n_components="3"), "'n_components' parameter of GaussianMixture must be an int"),
+        (dict(tol=np.nan), "'tol' parameter"),
+        (dict(reg_covar=np.inf), "'reg_covar' parameter"),
+        (dict(random_state="x"), "'random_state' parameter"),
+        (dict(warm_start="yes"), "'warm_start' parameter"),
+        (dict(n_init=1.5), "'n_init' parameter"),
+        (dict(verbose_interval=0), "'verbose_interval' parameter"),
+        (dict(init_sample_size=0), "'init_sample_size' parameter"),
     ],
 )
 def test_bad_parameters_raise(params, message):
@@ -106,3 +122,102 @@ def test_unknown_backend_name_and_environment(monkeypatch):
         get_backend("bogus")
     monkeypatch.setenv("FASTGMM_BACKEND", "numpy")
     assert get_backend("auto").NAME == "numpy"
+
+
+def test_a_models_own_weights_are_valid_initial_weights():
+    """Found by hypothesis: with sample weights, one component's initial weight N_k / sum(w) can be 1 + 1 ulp."""
+    weights = np.random.RandomState(0).uniform(0, 3, len(X))
+    start = GaussianMixture(1, max_iter=0).fit(X, sample_weight=weights)
+    GaussianMixture(1, weights_init=start.weights_, max_iter=2).fit(X, sample_weight=weights)
+    GaussianMixture(1, weights_init=[1 + 2e-16]).fit(X)
+    with pytest.raises(ValueError, match="'weights' should be in the range"):
+        GaussianMixture(1, weights_init=[1 + 1e-6]).fit(X)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda m: m.predict(np.full((2, 3), np.nan)), ValueError, "Input X contains NaN"),
+        (lambda m: m.predict_proba(np.full((2, 3), np.inf)), ValueError, "Input X contains infinity"),
+        (lambda m: m.score_samples(X[0]), ValueError, "Expected 2D array, got 1D array"),
+        (lambda m: m.predict(X[:0]), ValueError, r"0 sample\(s\)"),
+        (lambda m: m.bic(X[:, :2]), ValueError, "X has 2 features, but GaussianMixture is expecting 3 features"),
+        (lambda m: m.score(X, sample_weight=-np.ones(len(X))), ValueError, "Negative values in data passed to"),
+        (lambda m: m.sample("3"), ValueError, "Invalid value for 'n_samples'"),
+    ],
+    ids=["nan", "inf", "1-D", "empty", "bic width", "score weights", "sample count"],
+)
+def test_bad_input_after_fit_raises(call, error, message):
+    model = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(error, match=message):
+        call(model)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(weights_init=[np.nan, 0.5]), "Input weights_init contains NaN"),
+        (dict(means_init=np.full((2, 3), np.inf)), "Input means_init contains infinity"),
+        (dict(covariance_type="diag", precisions_init=np.full((2, 3), np.nan)), "Input precisions_init contains NaN"),
+        (dict(precisions_init=np.stack([np.eye(3) + np.triu(np.ones((3, 3)), 1)] * 2)), "should be symmetric"),
+    ],
+)
+def test_non_finite_or_asymmetric_initial_arrays_raise(params, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(2, **params).fit(X)
+
+
+@pytest.mark.parametrize(
+    "sample_weight, message",
+    [
+        (np.r_[np.inf, np.ones(59)], "Input sample_weight contains infinity"),
+        (["a"] * 60, "could not convert string to float"),
+    ],
+)
+def test_more_bad_sample_weights(sample_weight, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(2).fit(X, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        lambda X: X > 0,
+        lambda X: X.astype(np.float16),
+        lambda X: X.tolist(),
+        lambda X: np.round(X * 10).astype(np.int32),
+        lambda X: np.repeat(X, 2, axis=1)[:, ::2],
+    ],
+    ids=["bool", "float16", "list", "int32", "strided"],
+)
+def test_other_input_types_fit_as_their_float64_values(variant):
+    data = variant(X)
+    expected = GaussianMixture(2, random_state=0).fit(np.asarray(data, dtype=np.float64))
+    model = GaussianMixture(2, random_state=0).fit(data)
+    np.testing.assert_array_equal(model.means_, expected.means_)
+    np.testing.assert_array_equal(model.predict(data), expected.predict(np.asarray(data, dtype=np.float64)))
+
+
+@pytest.mark.parametrize("layout", ["fortran", "strided", "read_only", "float32"])
+def test_float_input_is_read_in_place(monkeypatch, layout):
+    """Float32 and float64 X are never copied, whatever their memory layout: the kernels read the caller's array."""
+    import fastgmm._gaussian_mixture as estimator_module
+
+    data = {
+        "fortran": np.asfortranarray(X),
+        "strided": np.repeat(X, 2, axis=0)[::2],
+        "read_only": X.copy(),
+        "float32": X.astype(np.float32),
+    }[layout]
+    data.setflags(write=layout != "read_only")
+    seen = []
+    real_as_source = estimator_module.as_source
+
+    def recording_as_source(*args, **kwargs):
+        source = real_as_source(*args, **kwargs)
+        seen.append(source.X)
+        return source
+
+    monkeypatch.setattr(estimator_module, "as_source", recording_as_source)
+    GaussianMixture(2, random_state=0).fit(data)
+    assert np.shares_memory(seen[0], data)
