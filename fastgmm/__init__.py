@@ -4,10 +4,12 @@ from ._collapse import ComponentCollapseWarning
 from ._data import Chunks
 from ._gaussian_mixture import GaussianMixture
 from ._persistence import ModelFileError, load
+from ._selection import select_model
 from ._show_versions import show_versions
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
-    "Chunks", "ComponentCollapseWarning", "GaussianMixture", "ModelFileError", "load", "show_versions", "__version__"
+    "Chunks", "ComponentCollapseWarning", "GaussianMixture", "ModelFileError", "load", "select_model", "show_versions",
+    "__version__",
 ]

@@ -1,9 +1,25 @@
-"""Command line: ``python -m fastgmm demo`` (or the ``fastgmm`` console script)."""
+"""fastgmm's command line (the ``fastgmm`` console script, or ``python -m fastgmm``).
+
+  fastgmm demo [--plot out.png]                           fit a million synthetic points, compare with scikit-learn
+  fastgmm fit DATA -k K [-t full] -o MODEL                fit and save a model
+  fastgmm predict MODEL DATA [-o LABELS] [--proba]        labels (or probabilities) of the rows of DATA
+  fastgmm score MODEL DATA                                mean log-likelihood, BIC and AIC of DATA
+  fastgmm select DATA -k 1-20 [-t all] [-o MODEL] [--plot out.png]
+                                                          fit every pair, print the table, keep the best by BIC
+  fastgmm plot MODEL DATA -o out.png [--features a b]     points coloured by component, covariance ellipses
+  fastgmm info                                            versions, backends, threads
+
+DATA is .npy, .npz, .csv or .parquet (with pyarrow); --columns picks columns by name or position.
+"""
 
 import argparse
 import sys
 import time
 import warnings
+
+
+class CommandError(Exception):
+    """An error the command line reports in one line, without a traceback."""
 
 
 def _synthetic(n_samples, n_features, n_components, seed):
@@ -18,35 +34,77 @@ def _synthetic(n_samples, n_features, n_components, seed):
     return centres[labels] + np.einsum("nd,nde->ne", noise, mixing[labels]), labels
 
 
+def _progress(args):
+    return False if args.quiet else "auto"
+
+
+def _read(args, path=None):
+    from ._files import read_data
+
+    columns = args.columns.split(",") if getattr(args, "columns", None) else None
+    return read_data(path or args.data, columns=columns, key=getattr(args, "key", None))
+
+
+def _components(text):
+    """'3', '1-20' or '2,4,8' as a list of ints."""
+    try:
+        if "-" in text:
+            first, last = (int(part) for part in text.split("-"))
+            values = list(range(first, last + 1))
+        else:
+            values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K, K1-K2 or K1,K2,...; got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"numbers of components must be >= 1; got {text!r}")
+    return values
+
+
+def _model_settings(args):
+    return dict(
+        backend=args.backend, max_iter=args.max_iter, n_init=args.n_init, tol=args.tol, reg_covar=args.reg_covar,
+        random_state=args.random_state, init_params=args.init_params, n_jobs=args.n_jobs,
+    )
+
+
 def demo(args):
     """Fit a synthetic data set with fastgmm and, where installed, scikit-learn from the same seed."""
     import numpy as np
 
     from . import GaussianMixture
+    from ._backends import get_backend
 
     X, _ = _synthetic(args.n_samples, args.n_features, args.n_components, args.seed)
     print(
-        f"data: {X.shape[0]:,} points, {X.shape[1]} features, {args.n_components} components "
+        f"data: {X.shape[0]:,} points, {X.shape[1]} features, drawn from {args.n_components} Gaussian blobs "
         f"({X.nbytes / 2**20:.0f} MiB float64)"
     )
     settings = dict(n_components=args.n_components, random_state=args.seed, max_iter=args.max_iter)
+    backend = get_backend(args.backend).NAME
 
     # The compiled kernels are built on first use (and cached on disk): time that apart from the fit.
     start = time.perf_counter()
-    GaussianMixture(backend=args.backend, **settings).fit(X[: 20 * args.n_components])
-    print(f"fastgmm first call on {20 * args.n_components} points (compiles or loads the kernels): "
-          f"{time.perf_counter() - start:.2f} s")
+    GaussianMixture(backend=backend, **settings).fit(X[: 20 * args.n_components])
+    print(f"fastgmm ({backend} backend) first call on {20 * args.n_components} points, which compiles the "
+          f"kernels or loads them from the cache: {time.perf_counter() - start:.2f} s")
 
     start = time.perf_counter()
-    ours = GaussianMixture(backend=args.backend, **settings).fit(X)
+    ours = GaussianMixture(backend=backend, progress=_progress(args), **settings).fit(X)
     elapsed = time.perf_counter() - start
     print(
         f"fastgmm:      {elapsed:8.2f} s  ({ours.n_iter_} iterations, converged={ours.converged_}, "
         f"lower bound {ours.lower_bound_:.6f})"
     )
+    if args.plot:
+        from ._plot import plot_clusters
+
+        plot_clusters(ours, X, args.plot)
+        print(f"picture of the fit: {args.plot}")
     try:
         from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
     except ImportError:
+        return 0
+    if args.no_sklearn:
         return 0
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -59,26 +117,199 @@ def demo(args):
     )
     agree = np.mean(ours.predict(X) == theirs.predict(X))
     print(
-        f"speed-up {sk_elapsed / elapsed:.1f}x; same labels for {100 * agree:.2f}% of the points; "
+        f"fastgmm was {sk_elapsed / elapsed:.1f}x faster; same labels for {100 * agree:.2f}% of the points; "
         f"lower bounds differ by {abs(ours.lower_bound_ - theirs.lower_bound_):.1e}"
     )
+    print("\nNext: `fastgmm fit DATA -k K -o model.npz` on your own .npy/.csv/.parquet file, `fastgmm select DATA -k "
+          "1-10` to choose K and the covariance type by BIC, `fastgmm --help` for the rest.")
     return 0
 
 
-def main(argv=None):
-    """Entry point of ``fastgmm`` and ``python -m fastgmm``."""
-    parser = argparse.ArgumentParser(prog="fastgmm", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("demo", help="fit a synthetic data set and compare with scikit-learn")
-    p.add_argument("--n-samples", type=int, default=200_000)
+def fit(args):
+    from . import GaussianMixture
+
+    X, names = _read(args)
+    model = GaussianMixture(args.k, covariance_type=args.covariance_type, progress=_progress(args),
+                            **_model_settings(args))
+    start = time.perf_counter()
+    model.fit(X)
+    elapsed = time.perf_counter() - start
+    model.save(args.output)
+    print(f"fitted {args.k} components ({args.covariance_type}) to {X.shape[0]:,} rows x {X.shape[1]} columns "
+          f"in {elapsed:.2f} s: {model.n_iter_} iterations, converged={model.converged_}, "
+          f"lower bound {model.lower_bound_:.6f}, BIC {model.bic(X):.3f}")
+    print(f"model saved to {args.output}")
+    return 0
+
+
+def _load(path):
+    from . import load
+
+    return load(path)
+
+
+def predict(args):
+    from ._files import write_array
+
+    model = _load(args.model)
+    X, _ = _read(args)
+    if args.proba:
+        result = model.predict_proba(X)
+        header = [f"component_{k}" for k in range(model.n_components)]
+    else:
+        result, header = model.predict(X), ["label"]
+    if args.output:
+        write_array(args.output, result, header)
+        print(f"{'probabilities' if args.proba else 'labels'} of {len(result):,} rows written to {args.output}")
+    else:
+        import numpy as np
+
+        np.savetxt(sys.stdout, result.reshape(len(result), -1), fmt="%d" if not args.proba else "%.6g",
+                   delimiter=",")
+    return 0
+
+
+def score(args):
+    model = _load(args.model)
+    X, _ = _read(args)
+    print(f"rows: {X.shape[0]}\nmean log-likelihood: {model.score(X):.6f}\nBIC: {model.bic(X):.3f}\n"
+          f"AIC: {model.aic(X):.3f}")
+    return 0
+
+
+def select(args):
+    from . import select_model
+    from ._selection import format_results
+
+    X, _ = _read(args)
+    types = "all" if args.covariance_type == "all" else args.covariance_type.split(",")
+    start = time.perf_counter()
+    best, results = select_model(X, args.k, types, args.criterion, **_model_settings(args))
+    elapsed = time.perf_counter() - start
+    print(format_results(results, args.criterion))
+    print(f"best by {args.criterion.upper()}: {best.n_components} components, {best.covariance_type} covariances "
+          f"({len(results[args.criterion])} fits in {elapsed:.2f} s)")
+    if args.output:
+        best.save(args.output)
+        print(f"best model saved to {args.output}")
+    if args.plot:
+        from ._plot import plot_selection
+
+        plot_selection(results, args.criterion, args.plot)
+        print(f"picture of the criterion: {args.plot}")
+    return 0
+
+
+def plot(args):
+    from ._plot import plot_clusters
+
+    model = _load(args.model)
+    X, names = _read(args)
+    features = [0, 1]
+    if args.features:
+        from ._files import _pick
+
+        features = _pick(names, args.features, args.data)
+    plot_clusters(model, X, args.output, features=tuple(features), names=names)
+    print(f"picture written to {args.output}")
+    return 0
+
+
+def info(args):
+    from . import show_versions
+
+    show_versions()
+    return 0
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="fastgmm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def data(p, model=False):
+        if model:
+            p.add_argument("model", help="model file written by fit or select")
+        p.add_argument("data", help="data file: .npy, .npz, .csv or .parquet")
+        p.add_argument("--columns", help="comma-separated columns to use, by name or position (default: all)")
+        p.add_argument("--key", help="the array to use in an .npz file")
+
+    def settings(p):
+        p.add_argument("--backend", default="auto", choices=["auto", "numba", "cython", "numpy"])
+        p.add_argument("--max-iter", type=int, default=100)
+        p.add_argument("--n-init", type=int, default=1)
+        p.add_argument("--tol", type=float, default=1e-3)
+        p.add_argument("--reg-covar", type=float, default=1e-6)
+        p.add_argument("--init-params", default="kmeans", choices=["kmeans", "k-means++", "random",
+                                                                   "random_from_data"])
+        p.add_argument("--random-state", type=int, default=0, help="seed of the initialisation (default 0)")
+        p.add_argument("--n-jobs", type=int, default=None, help="threads (default: all cores)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = commands.add_parser("demo", help="fit a synthetic data set of a million points and compare with "
+                                         "scikit-learn")
+    p.add_argument("--n-samples", type=int, default=1_000_000)
     p.add_argument("--n-features", type=int, default=8)
     p.add_argument("--n-components", type=int, default=8)
     p.add_argument("--max-iter", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default="auto")
+    p.add_argument("--backend", default="auto", choices=["auto", "numba", "cython", "numpy"])
+    p.add_argument("--plot", metavar="PNG", help="also draw the fit to this image file")
+    p.add_argument("--no-sklearn", action="store_true", help="skip the scikit-learn comparison")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=demo)
+
+    p = commands.add_parser("fit", help="fit a model to a data file and save it")
+    data(p)
+    p.add_argument("-k", "--n-components", dest="k", type=int, required=True)
+    p.add_argument("-t", "--covariance-type", default="full", choices=["full", "tied", "diag", "spherical"])
+    p.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    settings(p)
+    p.set_defaults(func=fit)
+
+    p = commands.add_parser("predict", help="component labels (or probabilities) of the rows of a data file")
+    data(p, model=True)
+    p.add_argument("-o", "--output", help=".npy or .csv file (default: print one row per line)")
+    p.add_argument("--proba", action="store_true", help="probabilities of every component instead of labels")
+    p.set_defaults(func=predict)
+
+    p = commands.add_parser("score", help="mean log-likelihood, BIC and AIC of a data file under a model")
+    data(p, model=True)
+    p.set_defaults(func=score)
+
+    p = commands.add_parser("select", help="choose the number of components and covariance type by BIC or AIC")
+    data(p)
+    p.add_argument("-k", "--n-components", dest="k", type=_components, default=list(range(1, 11)),
+                   help="K, K1-K2 or K1,K2,... (default 1-10)")
+    p.add_argument("-t", "--covariance-type", default="all",
+                   help="'all' (default) or a comma-separated list of full, tied, diag, spherical")
+    p.add_argument("--criterion", default="bic", choices=["bic", "aic"])
+    p.add_argument("-o", "--output", help="save the best model to this file")
+    p.add_argument("--plot", metavar="PNG", help="draw the criterion against K to this image file")
+    settings(p)
+    p.set_defaults(func=select)
+
+    p = commands.add_parser("plot", help="draw the points coloured by component with the covariance ellipses")
+    data(p, model=True)
+    p.add_argument("-o", "--output", required=True, help="image file (.png, .svg, .pdf)")
+    p.add_argument("--features", nargs=2, metavar=("X", "Y"), help="the two features to draw (default: the first two)")
+    p.set_defaults(func=plot)
+
+    p = commands.add_parser("info", help="versions, usable backends and threads")
+    p.set_defaults(func=info)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``fastgmm`` and ``python -m fastgmm``."""
+    parser = _parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, OSError, ImportError, CommandError) as error:
+        # Bad files, columns and parameters are the user's to fix: one line, no traceback.
+        parser.exit(1, f"fastgmm {args.command}: error: {error}\n")
 
 
 if __name__ == "__main__":

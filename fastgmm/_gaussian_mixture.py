@@ -2,6 +2,8 @@
 
 import math
 import warnings
+from contextlib import closing
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -19,6 +21,7 @@ from ._data import ArraySource, Chunks, as_source, is_dask_collection, initialis
 from ._em import VerbosePrinter, run_em
 from ._init import initial_parameters
 from ._model import COVARIANCE_TYPES, MixtureParameters
+from ._progress import Progress
 
 # The fitted attributes a fit replaces, all or none.
 _FITTED_ATTRIBUTES = (
@@ -32,6 +35,11 @@ _FITTED_ATTRIBUTES = (
     "lower_bound_",
     "lower_bounds_",
 )
+
+
+def _report(printer, progress, init, n_iter, lower_bound, change):
+    printer.iteration_end(n_iter, lower_bound, change)
+    progress.iteration(init, n_iter, lower_bound, change)
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -157,6 +165,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         # joblib's convention: 0 threads has no meaning.
         "n_jobs": [Interval(Integral, None, -1, closed="right"), Interval(Integral, 1, None, closed="left"), None],
         "init_sample_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
+        "progress": ["boolean", StrOptions({"auto"})],
+        "callback": [callable, None],
     }
 
     def __init__(
@@ -179,6 +189,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         backend="auto",
         n_jobs=None,
         init_sample_size="auto",
+        progress=False,
+        callback=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -197,6 +209,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.backend = backend
         self.n_jobs = n_jobs
         self.init_sample_size = init_sample_size
+        self.progress = progress
+        self.callback = callback
 
     # ------------------------------------------------------------------------------------------------ fitting
 
@@ -274,10 +288,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
         printer = VerbosePrinter(self.verbose, self.verbose_interval)
+        progress = Progress(self.progress, self.callback, n_init, self.max_iter)
 
         best = None
         reseeded = []  # (iteration, components) of every run
-        with backend.threads(self.n_jobs):
+        with backend.threads(self.n_jobs), closing(progress):
             for init in range(n_init):
                 printer.init_begin(init)
                 if do_init:
@@ -302,7 +317,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     tol=self.tol,
                     max_iter=self.max_iter,
                     lower_bound=lower_bound,
-                    on_iteration=printer.iteration_end,
+                    on_iteration=partial(_report, printer, progress, init),
                 )
                 reseeded += result.reseeded
                 if self.max_iter > 0:

@@ -10,7 +10,8 @@ format_version         int64, ()                   1
 fastgmm_version        str, ()                     version of fastgmm that wrote the file (informative)
 params                 str, ()                     JSON object: every constructor parameter that is a number, a
                                                    string, a boolean or null (``random_state`` when it is an int or
-                                                   None; ``{"mt19937": true, ...}`` for a RandomState, see below)
+                                                   None; ``{"mt19937": true, ...}`` for a RandomState, see below;
+                                                   ``callback`` is always null)
 param_weights_init     float64, (K,)               present when ``weights_init`` is set; likewise
 param_means_init       float64, (K, D)             ``means_init`` and
 param_precisions_init  float64, by covariance      ``precisions_init``
@@ -90,6 +91,8 @@ def save_model(estimator, file):
             if value is not None:
                 members[f"param_{name}"] = np.asarray(value, dtype=np.float64)
             params[name] = None
+        elif name == "callback":
+            params[name] = None  # code is not data: a loaded model has no callback
         elif name == "random_state" and isinstance(value, np.random.RandomState):
             kind, key, pos, has_gauss, cached = value.get_state()
             members["random_state_key"] = np.asarray(key, dtype=np.uint32)
@@ -159,6 +162,11 @@ def load(file):
     """
     name = getattr(file, "name", None) if hasattr(file, "read") else os.fspath(file)
     where = f"{name}: " if name else ""
+    if not hasattr(file, "read"):
+        with open(file, "rb") as handle:
+            magic = handle.read(4)
+        if magic != b"PK\x03\x04":  # every .npz is a zip archive
+            raise ModelFileError(f"{where}not a fastgmm model file: not an .npz (zip) archive")
     try:
         archive = np.load(file, allow_pickle=False)
     except (FileNotFoundError, PermissionError, IsADirectoryError):

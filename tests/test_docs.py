@@ -7,9 +7,12 @@ import pytest
 import fastgmm._data
 import fastgmm._gaussian_mixture
 import fastgmm._persistence
+import fastgmm._selection
+
+MODULES = [fastgmm._gaussian_mixture, fastgmm._data, fastgmm._persistence, fastgmm._selection]
 
 
-@pytest.mark.parametrize("module", [fastgmm._gaussian_mixture, fastgmm._data, fastgmm._persistence], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert tried > 0 and failures == 0

@@ -209,9 +209,9 @@ def test_object_arrays_are_never_unpickled():
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"", "not a fastgmm model file"),
-        (b"hello, world" * 10, "not a fastgmm model file"),
-        (None, "a single .npy array"),
+        (b"", "not a fastgmm model file: not an .npz"),
+        (b"hello, world" * 10, "not a fastgmm model file: not an .npz"),
+        (None, "not a fastgmm model file: not an .npz"),
     ],
     ids=["empty", "text", "npy"],
 )
@@ -225,6 +225,13 @@ def test_foreign_files_are_rejected(tmp_path, content, message):
     with pytest.raises(ModelFileError, match=message) as error:
         fastgmm.load(path)
     assert str(path) in str(error.value)
+
+
+def test_a_single_npy_array_in_a_file_object_is_rejected():
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(3))
+    with pytest.raises(ModelFileError, match="a single .npy array"):
+        fastgmm.load(io.BytesIO(buffer.getvalue()))
 
 
 def test_truncated_file_is_rejected():

@@ -1,0 +1,113 @@
+"""The ``fastgmm`` command line, run as a subprocess on files written here: every command, every data format,
+pictures written and non-empty, and one-line errors (exit status 1, no traceback) for bad files and columns."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+import fastgmm
+from fastgmm import GaussianMixture
+
+IRIS = load_iris(as_frame=True).frame
+COLUMNS = ["sepal length (cm)", "petal length (cm)"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run(*args, cwd, expect=0):
+    result = subprocess.run([sys.executable, "-m", "fastgmm", *map(str, args)], cwd=cwd, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == expect, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli")
+    IRIS.to_csv(path / "iris.csv", index=False)
+    np.save(path / "iris.npy", IRIS[COLUMNS].to_numpy())
+    np.savez(path / "iris.npz", data=IRIS[COLUMNS].to_numpy(), other=np.zeros(3))
+    return path
+
+
+def test_fit_predict_score_on_csv_columns_by_name(files):
+    X = IRIS[COLUMNS].to_numpy()
+    out = run("fit", "iris.csv", "-k", 3, "--columns", ",".join(COLUMNS), "-o", "model.npz", "-q", cwd=files).stdout
+    assert "fitted 3 components (full) to 150 rows x 2 columns" in out
+    expected = GaussianMixture(3, random_state=0).fit(X)
+    model = fastgmm.load(files / "model.npz")
+    np.testing.assert_array_equal(model.means_, expected.means_)
+
+    run("predict", "model.npz", "iris.csv", "--columns", ",".join(COLUMNS), "-o", "labels.csv", cwd=files)
+    labels = np.loadtxt(files / "labels.csv", delimiter=",", skiprows=1, dtype=int)
+    np.testing.assert_array_equal(labels, expected.predict(X))
+    run("predict", "model.npz", "iris.npy", "--proba", "-o", "proba.npy", cwd=files)
+    np.testing.assert_allclose(np.load(files / "proba.npy"), expected.predict_proba(X), rtol=1e-12)
+    printed = run("predict", "model.npz", "iris.npz", "--key", "data", cwd=files).stdout.split()
+    np.testing.assert_array_equal(np.array(printed, dtype=int), expected.predict(X))
+
+    out = run("score", "model.npz", "iris.npy", cwd=files).stdout
+    assert f"mean log-likelihood: {expected.score(X):.6f}" in out and f"BIC: {expected.bic(X):.3f}" in out
+
+
+def test_parquet_input(files):
+    pytest.importorskip("pyarrow")
+    IRIS.to_parquet(files / "iris.parquet")
+    out = run("fit", "iris.parquet", "-k", 2, "-t", "diag", "--columns", ",".join(COLUMNS), "-o", "pq.npz", "-q",
+              cwd=files).stdout
+    assert "fitted 2 components (diag) to 150 rows x 2 columns" in out
+    expected = GaussianMixture(2, covariance_type="diag", random_state=0).fit(IRIS[COLUMNS].to_numpy())
+    np.testing.assert_array_equal(fastgmm.load(files / "pq.npz").means_, expected.means_)
+
+
+def test_select_prints_the_table_saves_the_best_and_draws_it(files):
+    pytest.importorskip("matplotlib")
+    out = run("select", "iris.csv", "--columns", "0,1,2,3", "-k", "1-4", "-o", "best.npz", "--plot", "bic.png",
+              "-q", cwd=files).stdout
+    assert "best by BIC: 2 components, full covariances (16 fits" in out
+    assert len([line for line in out.splitlines() if line[:1] in (" ", "*") and "full" in line]) == 4
+    assert fastgmm.load(files / "best.npz").n_components == 2
+    picture = (files / "bic.png").read_bytes()
+    assert picture.startswith(PNG) and len(picture) > 10_000
+
+
+def test_plot_and_demo_write_pictures(files):
+    pytest.importorskip("matplotlib")
+    run("fit", "iris.npz", "--key", "data", "-k", 3, "-o", "m3.npz", "-q", cwd=files)
+    run("plot", "m3.npz", "iris.npz", "--key", "data", "-o", "fit.png", cwd=files)
+    picture = (files / "fit.png").read_bytes()
+    assert picture.startswith(PNG) and len(picture) > 10_000
+    out = run("demo", "--n-samples", 4000, "--n-components", 3, "--plot", "demo.png", "-q", cwd=files).stdout
+    assert "fastgmm was" in out and "x faster" in out and "picture of the fit: demo.png" in out
+    picture = (files / "demo.png").read_bytes()
+    assert picture.startswith(PNG) and len(picture) > 10_000
+
+
+def test_info_lists_backends(files):
+    out = run("info", cwd=files).stdout
+    assert "Backends:" in out and "auto:" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fit", "missing.csv", "-k", 2, "-o", "x.npz"], "missing.csv: no such file"),
+        (["fit", "iris.txt", "-k", 2, "-o", "x.npz"], "unsupported format '.txt'"),
+        (["fit", "iris.csv", "--columns", "bogus", "-k", 2, "-o", "x.npz"], "no column 'bogus'; the columns are"),
+        (["fit", "iris.npz", "-k", 2, "-o", "x.npz"], "holds arrays data, other; choose one with --key"),
+        (["fit", "iris.npz", "--key", "nope", "-k", 2, "-o", "x.npz"], "no array 'nope'"),
+        (["fit", "iris.npy", "-k", 500, "-o", "x.npz"], "Expected n_samples >= n_components"),
+        (["predict", "iris.csv", "iris.csv"], "iris.csv: not a fastgmm model file"),
+        (["select", "iris.npy", "-k", "0-3"], None),
+    ],
+    ids=["missing", "format", "column", "npz-key-needed", "npz-key", "too-many-components", "not-a-model", "bad-k"],
+)
+def test_errors_are_one_line(files, args, message):
+    (files / "iris.txt").write_text("1,2\n")
+    result = run(*args, cwd=files, expect=2 if message is None else 1)
+    assert "Traceback" not in result.stderr
+    if message is not None:
+        assert message in result.stderr
+        assert result.stderr.count("\n") == 1
