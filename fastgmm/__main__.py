@@ -60,9 +60,29 @@ def _components(text):
     return values
 
 
-def _model_settings(args):
+# Below this many values (rows x columns), --backend auto runs the Cython kernels: a command is one short process,
+# and Numba's import and kernel loading (about 1.5 s, measured: `fastgmm select` on iris took 3.9 s of wall time
+# with Numba, 2.2 s with Cython, for the same 0.27 s of fitting) only pays back on large data.
+_SMALL_DATA = 10_000_000
+
+
+def _backend(args, X):
+    """The backend a command uses: the one asked for, except that 'auto' prefers Cython for small data."""
+    import os
+
+    from ._backends import get_backend
+
+    if args.backend != "auto" or os.environ.get("FASTGMM_BACKEND") or X.size >= _SMALL_DATA:
+        return args.backend
+    try:
+        return get_backend("cython").NAME  # imports the extension only, not Numba
+    except ImportError:
+        return "auto"
+
+
+def _model_settings(args, X):
     return dict(
-        backend=args.backend, max_iter=args.max_iter, n_init=args.n_init, tol=args.tol, reg_covar=args.reg_covar,
+        backend=_backend(args, X), max_iter=args.max_iter, n_init=args.n_init, tol=args.tol, reg_covar=args.reg_covar,
         random_state=args.random_state, init_params=args.init_params, n_jobs=args.n_jobs,
     )
 
@@ -130,7 +150,7 @@ def fit(args):
 
     X, names = _read(args)
     model = GaussianMixture(args.k, covariance_type=args.covariance_type, progress=_progress(args),
-                            **_model_settings(args))
+                            **_model_settings(args, X))
     start = time.perf_counter()
     model.fit(X)
     elapsed = time.perf_counter() - start
@@ -184,7 +204,7 @@ def select(args):
     X, _ = _read(args)
     types = "all" if args.covariance_type == "all" else args.covariance_type.split(",")
     start = time.perf_counter()
-    best, results = select_model(X, args.k, types, args.criterion, **_model_settings(args))
+    best, results = select_model(X, args.k, types, args.criterion, **_model_settings(args, X))
     elapsed = time.perf_counter() - start
     print(format_results(results, args.criterion))
     print(f"best by {args.criterion.upper()}: {best.n_components} components, {best.covariance_type} covariances "
@@ -236,7 +256,9 @@ def _parser():
         p.add_argument("--key", help="the array to use in an .npz file")
 
     def settings(p):
-        p.add_argument("--backend", default="auto", choices=["auto", "numba", "cython", "numpy"])
+        p.add_argument("--backend", default="auto", choices=["auto", "numba", "cython", "numpy"],
+                       help="kernels (default auto: Cython below 10 million values, where Numba's start-up cost "
+                            "does not pay back, else Numba)")
         p.add_argument("--max-iter", type=int, default=100)
         p.add_argument("--n-init", type=int, default=1)
         p.add_argument("--tol", type=float, default=1e-3)

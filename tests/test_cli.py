@@ -38,7 +38,9 @@ def test_fit_predict_score_on_csv_columns_by_name(files):
     assert "fitted 3 components (full) to 150 rows x 2 columns" in out
     expected = GaussianMixture(3, random_state=0).fit(X)
     model = fastgmm.load(files / "model.npz")
-    np.testing.assert_array_equal(model.means_, expected.means_)
+    # Small data: the command ran the Cython kernels (see __main__._backend); backends agree to rounding.
+    assert model.backend_ in ("cython", "numba")
+    np.testing.assert_allclose(model.means_, expected.means_, rtol=1e-12)
 
     run("predict", "model.npz", "iris.csv", "--columns", ",".join(COLUMNS), "-o", "labels.csv", cwd=files)
     labels = np.loadtxt(files / "labels.csv", delimiter=",", skiprows=1, dtype=int)
@@ -49,7 +51,7 @@ def test_fit_predict_score_on_csv_columns_by_name(files):
     np.testing.assert_array_equal(np.array(printed, dtype=int), expected.predict(X))
 
     out = run("score", "model.npz", "iris.npy", cwd=files).stdout
-    assert f"mean log-likelihood: {expected.score(X):.6f}" in out and f"BIC: {expected.bic(X):.3f}" in out
+    assert f"mean log-likelihood: {model.score(X):.6f}" in out and f"BIC: {model.bic(X):.3f}" in out
 
 
 def test_parquet_input(files):
@@ -59,7 +61,7 @@ def test_parquet_input(files):
               cwd=files).stdout
     assert "fitted 2 components (diag) to 150 rows x 2 columns" in out
     expected = GaussianMixture(2, covariance_type="diag", random_state=0).fit(IRIS[COLUMNS].to_numpy())
-    np.testing.assert_array_equal(fastgmm.load(files / "pq.npz").means_, expected.means_)
+    np.testing.assert_allclose(fastgmm.load(files / "pq.npz").means_, expected.means_, rtol=1e-12)
 
 
 def test_select_prints_the_table_saves_the_best_and_draws_it(files):
@@ -111,3 +113,21 @@ def test_errors_are_one_line(files, args, message):
     if message is not None:
         assert message in result.stderr
         assert result.stderr.count("\n") == 1
+
+
+def test_auto_backend_of_a_command_prefers_cython_on_small_data(monkeypatch):
+    import argparse
+
+    from fastgmm import __main__ as cli
+
+    from .conftest import USABLE_BACKENDS
+
+    small, auto = np.zeros((100, 3)), argparse.Namespace(backend="auto")
+    monkeypatch.delenv("FASTGMM_BACKEND", raising=False)
+    assert cli._backend(auto, small) == ("cython" if "cython" in USABLE_BACKENDS else "auto")
+    assert cli._backend(argparse.Namespace(backend="numpy"), small) == "numpy"
+    monkeypatch.setattr(cli, "_SMALL_DATA", 10)
+    assert cli._backend(auto, small) == "auto"
+    monkeypatch.setattr(cli, "_SMALL_DATA", 10**7)
+    monkeypatch.setenv("FASTGMM_BACKEND", "numba")
+    assert cli._backend(auto, small) == "auto"
