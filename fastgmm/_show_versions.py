@@ -7,7 +7,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 def _versions():
     found = {}
-    for package in ("fastgmm", "numpy", "scipy", "scikit-learn", "numba", "llvmlite", "Cython", "threadpoolctl"):
+    for package in ("fastgmm", "numpy", "scipy", "scikit-learn", "numba", "llvmlite", "Cython", "threadpoolctl", "tqdm",
+                    "matplotlib", "pyarrow", "dask", "distributed"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:

@@ -89,7 +89,18 @@ def test_plot_and_demo_write_pictures(files):
 
 def test_info_lists_backends(files):
     out = run("info", cwd=files).stdout
-    assert "Backends:" in out and "auto:" in out
+    assert "Backends:" in out and "auto:" in out and "matplotlib:" in out
+
+
+def test_the_console_script_runs(files):
+    import os
+    import shutil
+
+    script = shutil.which("fastgmm", path=os.path.dirname(sys.executable)) or shutil.which("fastgmm")
+    if script is None:
+        pytest.skip("the fastgmm console script is not installed on PATH")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "fastgmm demo" in result.stdout and "select DATA" in result.stdout
 
 
 @pytest.mark.parametrize(
