@@ -1,0 +1,40 @@
+"""Peak memory of one statistics pass at large K D^2 (full covariances), where the per-block partial statistics are
+the largest buffers: they are filled a bounded round of blocks at a time (``fastgmm/kernels/_layout.py``).
+
+    python asv_benchmarks/partials_memory.py numba      # or cython
+
+Prints the process's peak resident memory after one pass over N=100,000 rows, D=512, K=16 (X itself is 391 MiB;
+one block's partial s2 is 32 MiB, 25 blocks), the seconds of the pass and its log-likelihood.
+"""
+
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fastgmm._backends import get_backend  # noqa: E402
+from fastgmm._data import statistics_block_size  # noqa: E402
+from tests.oracles import random_params  # noqa: E402
+
+
+def main():
+    name = sys.argv[1] if len(sys.argv) > 1 else "numba"
+    n, d, k = 100_000, 512, 16
+    X = np.random.RandomState(0).standard_normal((n, d))
+    params = random_params("full", k, d, seed=1)
+    kernel = get_backend(name)
+    args = params.kernel_arguments()
+    kernel.accumulate(X[:5000], None, *args, statistics_block_size(5000))  # compile or load the kernels
+    start = time.perf_counter()
+    result = kernel.accumulate(X, None, *args, statistics_block_size(n))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{name}: peak RSS {peak:.0f} MiB (X is {X.nbytes / 2**20:.0f} MiB), {time.perf_counter() - start:.1f} s, "
+          f"log-likelihood {result[0]:.6e}")
+
+
+if __name__ == "__main__":
+    main()
