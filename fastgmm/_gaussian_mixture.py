@@ -133,6 +133,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     The fitted parameters are float64 whatever the dtype of X; ``predict_proba`` and ``score_samples`` return
     X's floating dtype, as scikit-learn does.
 
+    A component left with less than 1e-12 of the total sample weight is re-seeded at the data point the model
+    explains worst, with a :class:`fastgmm.ComponentCollapseWarning` (scikit-learn carries it dead to the end); on
+    data where no component empties, the two libraries take the same steps. A fit that raises, or is interrupted,
+    leaves the estimator as it was. :meth:`save` and :func:`fastgmm.load` store a model without pickle.
+
     Examples
     --------
     >>> import numpy as np
