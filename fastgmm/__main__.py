@@ -18,10 +18,6 @@ import time
 import warnings
 
 
-class CommandError(Exception):
-    """An error the command line reports in one line, without a traceback."""
-
-
 def _synthetic(n_samples, n_features, n_components, seed):
     """Well-separated Gaussian blobs with random covariances."""
     import numpy as np
@@ -38,11 +34,11 @@ def _progress(args):
     return False if args.quiet else "auto"
 
 
-def _read(args, path=None):
+def _read(args):
     from ._files import read_data
 
-    columns = args.columns.split(",") if getattr(args, "columns", None) else None
-    return read_data(path or args.data, columns=columns, key=getattr(args, "key", None))
+    columns = args.columns.split(",") if args.columns else None
+    return read_data(args.data, columns=columns, key=args.key)
 
 
 def _components(text):
@@ -227,9 +223,9 @@ def plot(args):
     X, names = _read(args)
     features = [0, 1]
     if args.features:
-        from ._files import _pick
+        from ._files import column_indices
 
-        features = _pick(names, args.features, args.data)
+        features = column_indices(names, args.features, args.data)
     plot_clusters(model, X, args.output, features=tuple(features), names=names)
     print(f"picture written to {args.output}")
     return 0
@@ -329,7 +325,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, ImportError, CommandError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:
         # Bad files, columns and parameters are the user's to fix: one line, no traceback.
         parser.exit(1, f"fastgmm {args.command}: error: {error}\n")
 

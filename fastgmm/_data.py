@@ -122,7 +122,7 @@ def merge_worst(found, count):
     indices = np.concatenate([part[1] for part in found] + [np.empty(0, dtype=np.int64)])
     rows = np.concatenate([part[2] for part in found if len(part[2])] or [np.empty((0, 0))])
     keep = np.lexsort((indices, scores))[:count]
-    return scores[keep], indices[keep], rows[keep] if len(keep) else rows
+    return scores[keep], indices[keep], rows[keep]
 
 
 def seeds_from(worst, count):

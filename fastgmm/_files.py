@@ -23,7 +23,7 @@ def _format(path):
     return suffix
 
 
-def _pick(names, columns, path):
+def column_indices(names, columns, path):
     """Indices of ``columns`` (names, or integer positions given as text) among ``names``."""
     indices = []
     for column in columns:
@@ -43,8 +43,8 @@ def read_data(path, columns=None, key=None):
     ----------
     path : str
         .npy (memory-mapped above 1 GiB, so that a file larger than memory is fitted block by block), .npz (the
-        array ``key``, or its only array), .csv (comma-separated; a first row that is not all numbers is the header) or .parquet
-        (needs pyarrow).
+        array ``key``, or its only array), .csv (comma-separated; a first row that is not all numbers is the header)
+        or .parquet (needs pyarrow).
     columns : sequence of str, optional
         Columns to keep, by name (CSV header, Parquet) or by position.
     key : str, optional
@@ -87,7 +87,7 @@ def read_data(path, columns=None, key=None):
         raise DataFileError(f"{path}: expected a 2-D array of rows, got shape {X.shape}")
     names = [str(i) for i in range(X.shape[1])]
     if columns:
-        indices = _pick(names, columns, path)
+        indices = column_indices(names, columns, path)
         X, names = X[:, indices], [names[i] for i in indices]
     return X, names
 
@@ -102,7 +102,7 @@ def _read_csv(path, columns):
         names, skip = [str(i) for i in range(len(first))], 0
     except ValueError:
         names, skip = [field.strip() for field in first], 1
-    usecols = _pick(names, columns, path) if columns else list(range(len(names)))
+    usecols = column_indices(names, columns, path) if columns else list(range(len(names)))
     try:
         X = np.loadtxt(path, delimiter=",", skiprows=skip, usecols=usecols, ndmin=2, dtype=np.float64)
     except ValueError as error:
@@ -117,7 +117,7 @@ def _read_parquet(path, columns):
         raise DataFileError(f"{path}: reading Parquet needs pyarrow (pip install 'fastgmm[parquet]')") from None
     schema = pq.read_schema(path)
     names = list(schema.names)
-    chosen = [names[i] for i in _pick(names, columns, path)] if columns else names
+    chosen = [names[i] for i in column_indices(names, columns, path)] if columns else names
     table = pq.read_table(path, columns=chosen)
     try:
         X = np.column_stack([table.column(name).to_numpy().astype(np.float64) for name in chosen])

@@ -6,7 +6,9 @@ import numpy as np
 from .._threads import openmp_threads as threads  # noqa: F401 (the backend's thread policy)
 from .._threads import openmp_thread_count
 from . import _cython  # ImportError when the extension was not built: the backend is then unusable
-from ._layout import CODES, as_3d, finish_s2, n_blocks, reduce_in_rounds, s2_block_shape, staged_components, sum_in_order
+from ._layout import (
+    CODES, as_3d, finish_s2, n_blocks, reduce_in_rounds, s2_block_shape, staged_components, sum_in_order,
+)
 
 NAME = "cython"
 
