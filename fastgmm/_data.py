@@ -48,6 +48,11 @@ class RowsOfX:
     def n_features(self):
         return self.X.shape[1]
 
+    @property
+    def dtype(self):
+        """The floating dtype of the rows, and so of the fitted parameters' attributes."""
+        return self.X.dtype
+
 
 class ArraySource(RowsOfX):
     """An in-memory or memory-mapped 2-D array with optional sample weights.
@@ -211,6 +216,7 @@ class ChunkSource:
         self.lengths = []
         self.n_features = None
         self.weighted = None
+        dtypes = []
         total_weight = 0.0
         # The validating pass: every chunk a finite 2-D float array of one width, weights valid.
         for index, (X, weight) in enumerate(chunks):
@@ -227,6 +233,9 @@ class ChunkSource:
                 weight = check_chunk_weight(weight, X.shape[0], index)
                 total_weight += float(weight.sum())
             self.lengths.append(X.shape[0])
+            dtypes.append(X.dtype)
+        # float32 when every chunk is, as a concatenation of the chunks would be.
+        self.dtype = np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
         if sum(self.lengths) < 2:
             raise ValueError(f"the chunks hold {sum(self.lengths)} rows in all; at least 2 are required")
         if self.weighted and not total_weight > 0:

@@ -9,9 +9,9 @@ is re-seeded (``fastgmm._collapse``).
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
-from ._collapse import collapsed_components, reseeded_m_step
-from ._model import m_step
+from ._collapse import m_step
 
 
 @dataclass(frozen=True)
@@ -70,19 +70,17 @@ def run_em(source, backend, params, *, reg_covar, tol, max_iter, lower_bound=-ma
         previous = lower_bound
         stats = source.statistics(backend, params)
         lower_bound = stats.mean_log_likelihood
-        collapsed = collapsed_components(stats)
-        if collapsed.size:
-            seeds = source.worst_explained(backend, params, collapsed.size)
-            params = reseeded_m_step(stats, params.covariance_type, reg_covar, collapsed, seeds)
-            reseeded.append((n_iter, int(collapsed.size)))
-        else:
-            params = m_step(stats, params.covariance_type, reg_covar)
+        params, count, moved = m_step(
+            stats, params.covariance_type, reg_covar, partial(source.worst_explained, backend, params)
+        )
+        if count:
+            reseeded.append((n_iter, count))
         lower_bounds.append(lower_bound)
         change = lower_bound - previous
         if on_iteration is not None:
             on_iteration(n_iter, lower_bound, change)
-        # Parameters just re-seeded have not been through an E-step: never stop on them.
-        if abs(change) < tol and not collapsed.size:
+        # Components just moved have not been through an E-step: never stop on them.
+        if abs(change) < tol and not moved:
             converged = True
             break
     return EMResult(params, lower_bound, lower_bounds, converged, n_iter, reseeded)

@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _validation
+from . import _sklearn_interop, _validation
 from ._backends import BACKENDS, get_backend
 from ._collapse import COLLAPSED_WEIGHT, ComponentCollapseWarning
 from ._data import ArraySource, Chunks, as_source, is_dask_collection, initialisation_source, weighted_log_prob_blocks
@@ -130,12 +130,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     Notes
     -----
-    The fitted parameters are float64 whatever the dtype of X; ``predict_proba`` and ``score_samples`` return
-    X's floating dtype, as scikit-learn does.
+    The fitted attributes, ``predict_proba`` and ``score_samples`` are in X's floating dtype (float32 or float64),
+    as in scikit-learn. The statistics and the M-step are float64 whatever the dtype, and the model keeps its float64
+    parameters beside the float32 attributes, so a float32 fit equals the float64 fit of the same values, predicts
+    as it does, and ``warm_start``, :meth:`save` and pickle continue or restore it exactly.
 
-    A component left with less than 1e-12 of the total sample weight is re-seeded at the data point the model
-    explains worst, with a :class:`fastgmm.ComponentCollapseWarning` (scikit-learn carries it dead to the end); on
-    data where no component empties, the two libraries take the same steps. A fit that raises, or is interrupted,
+    A component left with less than 1e-12 of the total sample weight, or whose covariance is not positive definite
+    after ``reg_covar`` (a component on one point or on duplicated rows with ``reg_covar=0``), is re-seeded at the
+    data point the model explains worst, with a :class:`fastgmm.ComponentCollapseWarning` (scikit-learn carries the
+    first dead to the end and stops with an error at the second); on data where nothing collapses, the two
+    libraries take the same steps. Initial parameters that are not positive definite are an error, as there. A fit that raises, or is interrupted,
     leaves the estimator as it was. :meth:`save` and :func:`fastgmm.load` store a model without pickle.
 
     Examples
@@ -334,9 +338,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if reseeded:
             warnings.warn(
                 f"{sum(count for _, count in reseeded)} collapsed component(s) re-seeded in {len(reseeded)} EM "
-                f"iteration(s): a component kept less than {COLLAPSED_WEIGHT:g} of the total sample weight, so it was "
-                "restarted at the data point the model explained worst. Fewer components or another initialisation "
-                "may suit the data better (see docs/robustness.md in the fastgmm repository).",
+                f"iteration(s): a component kept less than {COLLAPSED_WEIGHT:g} of the total sample weight or its "
+                "covariance was not positive definite, so it was restarted at the data point the model explained "
+                "worst. Fewer components, a larger reg_covar or another initialisation may suit the data better "
+                "(see docs/robustness.md in the fastgmm repository).",
                 ComponentCollapseWarning,
             )
         if not best.converged and self.max_iter > 0:
@@ -345,7 +350,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
             )
-        self._set_fitted(best)
+        self._set_fitted(best.params, source.dtype, best.converged, best.n_iter, best.lower_bound, best.lower_bounds)
         self.backend_ = backend.NAME
         return source
 
@@ -365,30 +370,59 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             else _validation.check_precisions(self.precisions_init, self.covariance_type, K, n_features),
         }
 
-    def _set_fitted(self, result):
-        params = result.params
+    def _set_fitted(self, params, dtype, converged, n_iter, lower_bound, lower_bounds):
+        """Set the fitted attributes from float64 parameters: the public arrays in ``dtype`` (X's, as scikit-learn
+        does), and the float64 parameters themselves kept for the kernels, ``warm_start`` and ``save``."""
+        dtype = np.dtype(dtype)
         fitted = {
-            "weights_": params.weights,
-            "means_": params.means,
-            "covariances_": params.covariances,
-            "precisions_": params.precisions(),
-            "precisions_cholesky_": params.precisions_cholesky,
-            "converged_": result.converged,
-            "n_iter_": result.n_iter,
-            "lower_bound_": result.lower_bound,
-            "lower_bounds_": result.lower_bounds,
+            "weights_": params.weights.astype(dtype, copy=False),
+            "means_": params.means.astype(dtype, copy=False),
+            "covariances_": params.covariances.astype(dtype, copy=False),
+            "precisions_": params.precisions().astype(dtype, copy=False),
+            "precisions_cholesky_": params.precisions_cholesky.astype(dtype, copy=False),
+            "converged_": bool(converged),
+            "n_iter_": int(n_iter),
+            "lower_bound_": float(lower_bound),
+            "lower_bounds_": [float(value) for value in lower_bounds],
         }
         assert set(fitted) == set(_FITTED_ATTRIBUTES)
         self.__dict__.update(fitted)
+        self._float64_parameters = params
 
     def _parameters(self):
-        """The fitted parameters as the kernels take them."""
+        """The fitted parameters in float64, as the kernels take them.
+
+        They are EM's own float64 parameters while the public attributes are still the ones the fit set (a float32
+        model then predicts exactly as the float64 model of the same values); when the attributes were replaced or
+        changed in place, they are rebuilt from the attributes.
+        """
+        exact = self.__dict__.get("_float64_parameters")
+        if exact is not None and self._attributes_match(exact):
+            return exact
         return MixtureParameters(
             self.covariance_type,
             np.asarray(self.weights_, dtype=np.float64),
             np.asarray(self.means_, dtype=np.float64),
             np.asarray(self.covariances_, dtype=np.float64),
             np.asarray(self.precisions_cholesky_, dtype=np.float64),
+        )
+
+    def _attributes_match(self, params):
+        """Whether the public parameter attributes are ``params`` in their own dtype."""
+        pairs = (
+            (self.weights_, params.weights),
+            (self.means_, params.means),
+            (self.covariances_, params.covariances),
+            (self.precisions_cholesky_, params.precisions_cholesky),
+        )
+        return all(
+            public is exact
+            or (
+                isinstance(public, np.ndarray)
+                and public.shape == exact.shape
+                and np.array_equal(public, exact.astype(public.dtype, copy=False))
+            )
+            for public, exact in pairs
         )
 
     # --------------------------------------------------------------------------------------------- prediction
@@ -496,15 +530,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         log_likelihood : float
         """
-        log_prob = self.score_samples(X).astype(np.float64)
+        log_prob = self.score_samples(X)
         if is_dask_collection(log_prob):
             import dask.array as da
 
-            return float(da.average(log_prob, weights=sample_weight).compute())
+            return float(da.average(log_prob.astype(np.float64), weights=sample_weight).compute())
         if sample_weight is None:
+            # In score_samples' dtype, as scikit-learn: its tests hold score(X) == score_samples(X).mean().
             return float(log_prob.mean())
         sample_weight = _validation.check_sample_weight(sample_weight, log_prob[:, None])
-        return float(np.average(log_prob, weights=sample_weight))
+        return float(np.average(log_prob.astype(np.float64), weights=sample_weight))
 
     def bic(self, X):
         """Bayesian information criterion of the model on X (lower is better).
@@ -537,7 +572,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _mean_log_likelihood(self, X):
         """``(score(X), n_samples)`` from one pass, for any input ``score_samples`` takes."""
         log_prob = self.score_samples(X)
-        return float(log_prob.astype(np.float64).mean()), log_prob.shape[0]
+        return float(log_prob.mean()), log_prob.shape[0]
 
     def _n_parameters(self):
         """Number of free parameters of the fitted model."""
@@ -563,15 +598,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires at least one sample."
             )
         rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_)
-        n_features = self.means_.shape[1]
+        # From the float64 parameters: float32 weights may sum to 1 + 1e-7, which multinomial rejects.
+        params = self._parameters()
+        counts = rng.multinomial(n_samples, params.weights)
+        n_features = params.n_features
         if self.covariance_type in ("full", "tied"):
-            covariances = self.covariances_ if self.covariance_type == "full" else [self.covariances_] * len(counts)
-            parts = [rng.multivariate_normal(mean, cov, int(n)) for mean, cov, n in zip(self.means_, covariances, counts)]
+            covariances = params.covariances if self.covariance_type == "full" else [params.covariances] * len(counts)
+            parts = [rng.multivariate_normal(mean, cov, int(n)) for mean, cov, n in zip(params.means, covariances, counts)]
         else:
             parts = [
                 mean + rng.standard_normal(size=(n, n_features)) * np.sqrt(cov)
-                for mean, cov, n in zip(self.means_, self.covariances_, counts)
+                for mean, cov, n in zip(params.means, params.covariances, counts)
             ]
         labels = np.concatenate([np.full(n, k, dtype=np.int64) for k, n in enumerate(counts)])
         return np.vstack(parts), labels
@@ -597,6 +634,41 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         from ._persistence import save_model
 
         save_model(self, file)
+
+    def to_sklearn(self):
+        """An equivalent fitted :class:`sklearn.mixture.GaussianMixture`, for tools that take only scikit-learn's.
+
+        The scikit-learn model gets the same constructor parameters (those it has) and the same fitted attributes
+        (copies, in the same dtype), so it predicts what this model predicts, to its own rounding.
+
+        Returns
+        -------
+        sklearn.mixture.GaussianMixture
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator is not fitted.
+        """
+        return _sklearn_interop.to_sklearn(self)
+
+    @classmethod
+    def from_sklearn(cls, model, **params):
+        """A fitted fastgmm model equal to a fitted :class:`sklearn.mixture.GaussianMixture`.
+
+        Parameters
+        ----------
+        model : sklearn.mixture.GaussianMixture
+            Fitted; its constructor parameters and fitted attributes are copied.
+        **params
+            fastgmm's own parameters (``backend``, ``n_jobs``, ...) or overrides of the copied ones.
+
+        Returns
+        -------
+        GaussianMixture
+            Predicts as ``model`` does and can be saved, or refitted from it with ``warm_start=True``.
+        """
+        return _sklearn_interop.from_sklearn(cls, model, **params)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

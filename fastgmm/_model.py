@@ -152,16 +152,39 @@ def log_det_cholesky(precisions_cholesky, covariance_type, n_features):
     return n_features * np.log(U)
 
 
-def _cholesky_of_precision(covariance, component):
-    """Upper ``U`` with ``inv(covariance) = U U^T``: one Cholesky factorisation ``L`` and the inverse of that
-    triangle, ``U = L^-T`` (LAPACK directly: scipy's wrappers cost more than the work at small D)."""
+def _cholesky_of_precision(covariance):
+    """Upper ``U`` with ``inv(covariance) = U U^T``, or None when ``covariance`` is not positive definite: one
+    Cholesky factorisation ``L`` and the inverse of that triangle, ``U = L^-T`` (LAPACK directly: scipy's wrappers
+    cost more than the work at small D)."""
     cov_chol, info = lapack.dpotrf(covariance, lower=1, clean=1)
     if info != 0 or not np.all(np.isfinite(cov_chol)):
-        raise ValueError(_ill_defined_message(component))
+        return None
     inverse, info = lapack.dtrtri(cov_chol, lower=1)
     if info != 0:
-        raise ValueError(_ill_defined_message(component))
+        return None
     return np.ascontiguousarray(inverse.T)
+
+
+def try_precision_cholesky(covariances, covariance_type):
+    """Cholesky factors of the precisions where the covariances are positive definite, and which are not.
+
+    Returns
+    -------
+    precisions_cholesky : ndarray, shape of ``covariances``
+        Undefined (NaN) where a covariance is not positive definite.
+    failed : ndarray of bool, shape (K,), or (1,) for 'tied'
+    """
+    if covariance_type in ("full", "tied"):
+        matrices = covariances if covariance_type == "full" else covariances[None]
+        factors = [_cholesky_of_precision(matrix) for matrix in matrices]
+        failed = np.array([factor is None for factor in factors])
+        nan = np.full(matrices.shape[1:], np.nan)
+        stacked = np.stack([nan if factor is None else factor for factor in factors])
+        return (stacked if covariance_type == "full" else stacked[0]), failed
+    positive = (covariances > 0) & np.isfinite(covariances)
+    failed = ~positive if covariance_type == "spherical" else ~positive.all(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(positive, 1.0 / np.sqrt(np.where(positive, covariances, 1.0)), np.nan), failed
 
 
 def _ill_defined_message(component):
@@ -171,14 +194,10 @@ def _ill_defined_message(component):
 
 def precision_cholesky_from_covariances(covariances, covariance_type):
     """Cholesky factors of the precisions from covariances; ValueError (scikit-learn's text) when not SPD."""
-    if covariance_type == "full":
-        return np.stack([_cholesky_of_precision(cov, k) for k, cov in enumerate(covariances)])
-    if covariance_type == "tied":
-        return _cholesky_of_precision(covariances, None)
-    if not np.all(covariances > 0):
-        bad = int(np.argwhere(~(covariances > 0))[0][0])
-        raise ValueError(_ill_defined_message(bad))
-    return 1.0 / np.sqrt(covariances)
+    factors, failed = try_precision_cholesky(covariances, covariance_type)
+    if failed.any():
+        raise ValueError(_ill_defined_message(None if covariance_type == "tied" else int(np.flatnonzero(failed)[0])))
+    return factors
 
 
 def precision_cholesky_from_precisions(precisions, covariance_type):
@@ -262,11 +281,3 @@ def estimate_moments(stats, covariance_type, reg_covar, weight_normaliser=None):
         cov = (stats.s2 / n_eff - correction * np.einsum("ki,ki->k", delta, delta)) / n_features + reg_covar
     weights = n_eff / (n_eff.sum() if weight_normaliser is None else weight_normaliser)
     return weights, means, cov
-
-
-def m_step(stats, covariance_type, reg_covar):
-    """The next parameters of EM from one pass's statistics; ValueError when a covariance is not SPD."""
-    weights, means, cov = estimate_moments(stats, covariance_type, reg_covar)
-    return MixtureParameters(
-        covariance_type, weights, means, cov, precision_cholesky_from_covariances(cov, covariance_type)
-    )

@@ -1,12 +1,13 @@
 """Saving and loading fitted models as plain ``.npz`` files: no pickle, so loading a file cannot run code.
 
-Layout, format version 1 (every member a plain array; read with ``allow_pickle=False``):
+Layout, format version 2 (every member a plain array; read with ``allow_pickle=False``). Version 1, read too, is
+the same without ``dtype`` in ``fitted`` (its models are float64).
 
 =====================  ==========================  =============================================================
 member                 dtype, shape                content
 =====================  ==========================  =============================================================
 format                 str, ()                     ``"fastgmm.GaussianMixture"``
-format_version         int64, ()                   1
+format_version         int64, ()                   2
 fastgmm_version        str, ()                     version of fastgmm that wrote the file (informative)
 params                 str, ()                     JSON object: every constructor parameter that is a number, a
                                                    string, a boolean or null (``random_state`` when it is an int or
@@ -17,7 +18,8 @@ param_means_init       float64, (K, D)             ``means_init`` and
 param_precisions_init  float64, by covariance      ``precisions_init``
 random_state_key       uint32, (624,)              present when ``random_state`` is a RandomState: its MT19937 key
 fitted                 str, ()                     JSON object: ``converged_``, ``n_iter_``, ``n_features_in_``,
-                                                   ``backend_``
+                                                   ``backend_``, ``dtype`` (``"float32"`` or ``"float64"``: the
+                                                   dtype of the model's attributes)
 lower_bound_           float64, ()
 lower_bounds_          float64, (n_iter_,)
 weights_               float64, (K,)
@@ -27,6 +29,10 @@ precisions_            float64, same
 precisions_cholesky_   float64, same
 feature_names_in_      str, (D,)                   present when the model was fitted on named columns
 =====================  ==========================  =============================================================
+
+The parameter arrays are the model's float64 parameters, whatever ``dtype`` says: a float32 model keeps its float64
+parameters beside its float32 attributes, and the file stores them, so a loaded model predicts and continues
+(``warm_start``) exactly as the saved one.
 
 The loader accepts exactly these members and checks them all: dtypes and shapes against ``n_components``,
 ``covariance_type`` and ``n_features_in_``; the parameters as the estimator's own validation does; finite values;
@@ -42,14 +48,16 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._model import covariance_shape, precision_cholesky_from_covariances
+from ._model import MixtureParameters, covariance_shape, precision_cholesky_from_covariances
 
 FORMAT = "fastgmm.GaussianMixture"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
 _ARRAY_PARAMS = ("weights_init", "means_init", "precisions_init")
 _FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
-_FITTED_SCALARS = {"converged_": bool, "n_iter_": int, "n_features_in_": int, "backend_": str}
+_FITTED_SCALARS = {"converged_": bool, "n_iter_": int, "n_features_in_": int, "backend_": str, "dtype": str}
+_DTYPES = ("float32", "float64")
 _REQUIRED = {"format", "format_version", "fastgmm_version", "params", "fitted", "lower_bound_", "lower_bounds_",
              *_FITTED_ARRAYS}
 _OPTIONAL = {"random_state_key", "feature_names_in_", *(f"param_{name}" for name in _ARRAY_PARAMS)}
@@ -100,12 +108,16 @@ def save_model(estimator, file):
         else:
             params[name] = _plain(value, name)
     members["params"] = np.array(json.dumps(params))
-    members["fitted"] = np.array(json.dumps({name: kind(getattr(estimator, name)) for name, kind in
-                                             _FITTED_SCALARS.items()}))
+    fitted = {name: kind(getattr(estimator, name)) for name, kind in _FITTED_SCALARS.items() if name != "dtype"}
+    fitted["dtype"] = np.dtype(estimator.means_.dtype).name
+    members["fitted"] = np.array(json.dumps(fitted))
     members["lower_bound_"] = np.array(estimator.lower_bound_, dtype=np.float64)
     members["lower_bounds_"] = np.asarray(estimator.lower_bounds_, dtype=np.float64).reshape(-1)
+    exact = estimator._parameters()
+    arrays = {"weights_": exact.weights, "means_": exact.means, "covariances_": exact.covariances,
+              "precisions_": exact.precisions(), "precisions_cholesky_": exact.precisions_cholesky}
     for name in _FITTED_ARRAYS:
-        members[name] = np.asarray(getattr(estimator, name), dtype=np.float64)
+        members[name] = np.asarray(arrays[name], dtype=np.float64)
     if hasattr(estimator, "feature_names_in_"):
         members["feature_names_in_"] = np.asarray(estimator.feature_names_in_, dtype=str)
 
@@ -223,9 +235,10 @@ def _model_from(members):
     version = members.get("format_version")
     if version is None or version.dtype.kind not in "iu" or version.shape != ():
         raise ModelFileError("member 'format_version' must be an integer")
-    if int(version) != FORMAT_VERSION:
+    if int(version) not in _READABLE_VERSIONS:
         raise ModelFileError(
-            f"format version {int(version)}; this fastgmm reads version {FORMAT_VERSION} (a newer fastgmm wrote it?)"
+            f"format version {int(version)}; this fastgmm reads versions "
+            f"{', '.join(map(str, _READABLE_VERSIONS))} (a newer fastgmm wrote it?)"
         )
     if _REQUIRED - keys:
         raise ModelFileError(f"missing member(s) {sorted(_REQUIRED - keys)}")
@@ -246,8 +259,10 @@ def _model_from(members):
         raise ModelFileError(f"invalid parameters: {error}") from None
 
     fitted = _json_object(members, "fitted")
-    if set(fitted) != set(_FITTED_SCALARS):
-        raise ModelFileError(f"fitted must name exactly {sorted(_FITTED_SCALARS)}, got {sorted(fitted)}")
+    expected = set(_FITTED_SCALARS) if int(version) >= 2 else set(_FITTED_SCALARS) - {"dtype"}
+    if set(fitted) != expected:
+        raise ModelFileError(f"fitted must name exactly {sorted(expected)}, got {sorted(fitted)}")
+    fitted.setdefault("dtype", "float64")
     for key, kind in _FITTED_SCALARS.items():
         if type(fitted[key]) is not kind:
             raise ModelFileError(f"fitted {key} must be {kind.__name__}, got {fitted[key]!r}")
@@ -258,6 +273,8 @@ def _model_from(members):
 
     if fitted["backend_"] not in BACKENDS:
         raise ModelFileError(f"backend_ {fitted['backend_']!r} is not one of {sorted(BACKENDS)}")
+    if fitted["dtype"] not in _DTYPES:
+        raise ModelFileError(f"dtype {fitted['dtype']!r} is not one of {list(_DTYPES)}")
 
     # Initial arrays, when given, in the shapes fit validates.
     for name in _ARRAY_PARAMS:
@@ -284,12 +301,12 @@ def _model_from(members):
     if lower_bounds.dtype != np.float64 or lower_bounds.ndim != 1 or np.any(np.isnan(lower_bounds)):
         raise ModelFileError("lower_bounds_ must be a 1-D float64 array without NaN")
 
-    for key, value in arrays.items():
-        setattr(estimator, key, value)
+    params = MixtureParameters(covariance_type, arrays["weights_"], arrays["means_"], arrays["covariances_"],
+                               arrays["precisions_cholesky_"])
+    estimator._set_fitted(params, fitted.pop("dtype"), fitted.pop("converged_"), fitted.pop("n_iter_"),
+                          float(lower_bound), lower_bounds)
     for key, value in fitted.items():
         setattr(estimator, key, value)
-    estimator.lower_bound_ = float(lower_bound)
-    estimator.lower_bounds_ = [float(value) for value in lower_bounds]
     if "feature_names_in_" in members:
         names = members["feature_names_in_"]
         if names.dtype.kind != "U" or names.shape != (D,):

@@ -20,9 +20,10 @@ def check_weights(weights, n_components):
     # component are N_k / sum(w), two sums of the same weights in different orders).
     atol = 1e-6 if weights.dtype == np.float32 else 1e-8
     if np.any(weights < 0.0) or np.any(weights > 1.0 + atol):
+        # scikit-learn's text word for word (its tests match it), minimum and maximum in this order included.
         raise ValueError(
             "The parameter 'weights' should be in the range [0, 1], but got max value "
-            f"{weights.max():.5f}, min value {weights.min():.5f}"
+            f"{weights.min():.5f}, min value {weights.max():.5f}"
         )
     if not abs(1.0 - float(weights.sum())) <= atol:
         raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {weights.sum():.5f}")

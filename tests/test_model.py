@@ -6,16 +6,20 @@ import pytest
 from scipy.special import logsumexp
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
+from fastgmm._collapse import m_step
 from fastgmm._model import (
     MixtureParameters,
     Statistics,
     covariances_from_precision_cholesky,
-    m_step,
     precision_cholesky_from_covariances,
     precision_cholesky_from_precisions,
 )
 
 from .oracles import make_blobs, oracle_statistics, oracle_weighted_log_prob, random_params
+
+
+def _no_seeds(count):
+    raise AssertionError("nothing collapsed, so nothing is re-seeded")
 
 
 @pytest.mark.parametrize("offset", [0.0, 1e6])
@@ -24,7 +28,8 @@ def test_m_step_equals_weighted_moments(covariance_type, offset):
     params = random_params(covariance_type, 3, 3, seed=1, offset=offset)
     w = np.random.RandomState(2).uniform(0.5, 2, 400)
     ll, total, nk, s1, s2 = oracle_statistics(X, w, params)
-    new = m_step(Statistics(ll, total, nk, s1, s2, params.means), covariance_type, reg_covar=1e-3)
+    new, reseeded, moved = m_step(Statistics(ll, total, nk, s1, s2, params.means), covariance_type, 1e-3, _no_seeds)
+    assert reseeded == 0 and not moved
 
     # Direct two-pass weighted moments from the responsibilities.
     a = oracle_weighted_log_prob(X, params)

@@ -13,6 +13,7 @@ from fastgmm import Chunks, GaussianMixture
 from fastgmm._data import sample_indices
 
 from .oracles import make_blobs
+from .processes import run_python
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -235,9 +236,6 @@ def test_memmap_fit_does_not_load_the_file(tmp_path):
 
 
 def test_fastgmm_works_without_dask():
-    import subprocess
-    import sys
-
     code = (
         "import sys; sys.modules['dask'] = None; sys.modules['distributed'] = None\n"
         "import numpy as np, fastgmm\n"
@@ -245,6 +243,4 @@ def test_fastgmm_works_without_dask():
         "gm = fastgmm.GaussianMixture(2, random_state=0).fit(fastgmm.Chunks([X[:250], X[250:]]))\n"
         "print(gm.predict(X[:3]).shape)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "(3,)"
+    assert run_python(code) == "(3,)"

@@ -90,7 +90,42 @@ def test_save_to_a_path_writes_exactly_that_file(tmp_path):
     assert_same_estimator(fastgmm.load(str(path)), model)
     # Plain numpy reads it without pickle.
     with np.load(path, allow_pickle=False) as archive:
-        assert str(archive["format"]) == "fastgmm.GaussianMixture" and int(archive["format_version"]) == 1
+        assert str(archive["format"]) == "fastgmm.GaussianMixture" and int(archive["format_version"]) == 2
+
+
+def test_float32_model_round_trips_exactly(tmp_path):
+    """The file holds the float64 parameters: the loaded float32 model has the same float32 attributes, the same
+    hidden float64 parameters, and so predicts and continues (warm_start) bit for bit as the saved one."""
+    X32 = X.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = GaussianMixture(3, random_state=0, max_iter=5, warm_start=True).fit(X32)
+        restored = round_trip(model)
+        assert_same_estimator(restored, model)
+        assert restored.means_.dtype == np.float32
+        for name in ("weights", "means", "covariances", "precisions_cholesky"):
+            exact = getattr(model._float64_parameters, name)
+            assert exact.dtype == np.float64
+            np.testing.assert_array_equal(getattr(restored._float64_parameters, name), exact)
+        np.testing.assert_array_equal(restored.score_samples(X32), model.score_samples(X32))
+        model.fit(X32)
+        restored.fit(X32)
+    np.testing.assert_array_equal(restored._float64_parameters.means, model._float64_parameters.means)
+    assert restored.lower_bounds_ == model.lower_bounds_
+
+
+def test_version_1_files_are_read_as_float64():
+    model = GaussianMixture(2, random_state=0).fit(X)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as archive:
+        members = {key: archive[key] for key in archive.files}
+    fitted = json.loads(str(members["fitted"]))
+    del fitted["dtype"]
+    members["fitted"], members["format_version"] = np.array(json.dumps(fitted)), np.array(1)
+    old = io.BytesIO()
+    np.savez(old, **members)
+    assert_same_estimator(fastgmm.load(io.BytesIO(old.getvalue())), model)
 
 
 def test_save_unfitted_raises_and_failed_save_leaves_no_file(tmp_path):
@@ -167,7 +202,9 @@ TAMPERED = [
     ("unexpected member", setter("extra", np.zeros(2)), r"unexpected member\(s\) \['extra'\]"),
     ("other format", setter("format", np.array("something else")), "no member 'format' equal to"),
     ("format not text", setter("format", np.zeros(3)), "'format' must be a string"),
-    ("newer format version", setter("format_version", np.array(2)), "format version 2; this fastgmm reads version 1"),
+    ("newer format version", setter("format_version", np.array(3)), "format version 3; this fastgmm reads versions 1, 2"),
+    ("version 1 with a dtype", setter("format_version", np.array(1)), "fitted must name exactly"),
+    ("unknown dtype", with_json("fitted", dtype="float16"), "dtype 'float16' is not one of"),
     ("params not JSON", setter("params", np.array("{not json")), "'params' is not valid JSON"),
     ("params a list", setter("params", np.array("[1, 2]")), "'params' must be a JSON object"),
     ("unknown parameter", with_json("params", bogus=1), "params must name exactly"),

@@ -138,6 +138,82 @@ def test_reseeding_is_the_same_for_chunks_and_arrays():
     np.testing.assert_allclose(chunked.covariances_, whole.covariances_, rtol=1e-10)
 
 
+# Covariance collapse: reg_covar=0 and a start given by the user (initial covariances that are not positive definite
+# are scikit-learn's error, tested above), so that the first M-step meets the singular covariance.
+BLOBS = np.vstack([RNG.randn(200, 2), RNG.randn(200, 2) + 6])
+SINGULAR = {
+    # A component on one isolated point: its variance is exactly 0.
+    "one point": (np.vstack([BLOBS, [[30.0, 30.0]]]), [[0.0, 0.0], [6, 6], [30, 30]]),
+    # A component on 25 copies of one row.
+    "duplicated rows": (np.vstack([BLOBS, np.repeat([[30.0, -30.0]], 25, axis=0)]), [[0.0, 0.0], [6, 6], [30, -30]]),
+    # Every component has zero variance along the third feature.
+    "constant column": (np.c_[BLOBS, np.full(400, 7.0)], [[0.0, 0.0, 7.0], [6, 6, 7], [3, 3, 7]]),
+}
+# Which (case, covariance type) pairs collapse: a 'tied' covariance pools all components, so one degenerate
+# component does not make it singular; a 'spherical' variance averages the features, so one constant feature does
+# not either.
+NOT_SINGULAR = {("one point", "tied"), ("duplicated rows", "tied"), ("constant column", "spherical")}
+
+
+def _identity_precisions(covariance_type, K, D):
+    return {"full": np.stack([np.eye(D)] * K), "tied": np.eye(D), "diag": np.ones((K, D)),
+            "spherical": np.ones(K)}[covariance_type]
+
+
+@pytest.mark.parametrize("case", SINGULAR)
+def test_singular_covariance_is_reseeded_and_em_goes_on(backend, covariance_type, case):
+    X, means_init = SINGULAR[case]
+    model = GaussianMixture(3, covariance_type=covariance_type, reg_covar=0, backend=backend, means_init=means_init,
+                            precisions_init=_identity_precisions(covariance_type, 3, X.shape[1]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X)
+    collapse = [w for w in caught if issubclass(w.category, ComponentCollapseWarning)]
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert model.converged_
+    assert_valid_model(model, X.shape[1])
+    assert np.all(np.isfinite(model.predict_proba(X))) and np.all(np.isfinite(model.score_samples(X)))
+    if (case, covariance_type) in NOT_SINGULAR:
+        assert not collapse
+        return
+    assert len(collapse) == 1 and "covariance was not positive definite" in str(collapse[0].message)
+    if case != "constant column":
+        # The degenerate component stays on its points (weight 1 or 25 of the rows) with the others' covariance.
+        expected = 1 / 401 if case == "one point" else 25 / 425
+        np.testing.assert_allclose(model.weights_[2], expected, rtol=1e-6)
+        np.testing.assert_allclose(model.means_[2], means_init[2], atol=1e-9)
+        share = model.weights_[:2] / model.weights_[:2].sum()
+        if covariance_type != "tied":
+            np.testing.assert_allclose(model.covariances_[2], np.tensordot(share, model.covariances_[:2], axes=1),
+                                       rtol=1e-3)
+    else:
+        # No healthy component: the constant feature gets a small positive variance (the pooled ridge), the
+        # others their fitted spread.
+        variances = model.covariances_ if covariance_type == "diag" else np.diagonal(
+            model.covariances_, axis1=-2, axis2=-1)
+        assert np.all(variances[..., 2] > 0) and np.all(variances[..., 2] < 1e-3)
+
+
+def test_singular_covariance_at_the_first_m_step_of_sklearns_case():
+    """scikit-learn's test_gaussian_mixture_setting_best_params: spherical components holding one point each with
+    reg_covar=0, on 30 points. scikit-learn fits one iteration of it; fastgmm fits every iteration to a valid model.
+    The likelihood is unbounded there (a component on one point tends to infinite density), and EM drawn back to
+    the singularity after each re-seeding cycles: it stops at max_iter, saying so."""
+    X = np.random.RandomState(0).uniform(size=(30, 3))
+    means = X[[0, 5, 10, 15, 20, 25]]
+    settings = dict(covariance_type="spherical", reg_covar=0, means_init=means, precisions_init=np.full(6, 1e6))
+    with pytest.warns(ComponentCollapseWarning), pytest.warns(ConvergenceWarning):
+        model = GaussianMixture(6, max_iter=50, **settings).fit(X)
+    assert_valid_model(model, 3)
+    assert model.n_iter_ == 50
+
+
+def test_singular_initial_covariances_keep_sklearns_error():
+    X = np.vstack([np.ones((5, 5)), np.zeros((5, 5))])
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        GaussianMixture(10, reg_covar=0, random_state=0).fit(X)
+
+
 def _params():
     cov = np.stack([np.eye(2)] * 2)
     return MixtureParameters("full", np.array([0.5, 0.5]), np.array([[0.0, 0], [5, 5]]), cov,
