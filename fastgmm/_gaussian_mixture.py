@@ -103,7 +103,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     Attributes
     ----------
     weights_ : ndarray of shape (n_components,)
-        The weight of each component.
+        The weight of each component; like every parameter array here, in X's floating dtype.
     means_ : ndarray of shape (n_components, n_features)
         The mean of each component.
     covariances_ : ndarray
