@@ -44,7 +44,11 @@ def show_versions():
     if status["numba"] is None:
         import numba
 
-        print(f"    numba: {numba.get_num_threads()} (threading layer {numba.config.THREADING_LAYER})")
+        try:
+            in_use = f", in use: {numba.threading_layer()}"
+        except ValueError:  # no parallel kernel has run yet in this process
+            in_use = ""
+        print(f"    numba: {numba.get_num_threads()} (threading layer {numba.config.THREADING_LAYER}{in_use})")
     if status["cython"] is None:
         from .kernels import _cython
 

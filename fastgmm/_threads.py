@@ -64,6 +64,23 @@ def numba_threads(n_jobs):
 
 _openmp = threading.local()
 
+# GNU OpenMP's thread pool does not survive fork(): in a child of a process that ran a parallel region, the child's
+# next parallel region waits for pool threads that exist only in the parent (measured: both children of a
+# multiprocessing 'fork' pool hung in their first fit). A region of one thread never touches the pool, so a child
+# forked after the Cython kernels ran parallel runs them on one thread (one thread per worker process is what a
+# process pool wants anyway).
+_openmp_pool_started = False
+_forked_after_openmp = False
+
+
+def _after_fork_in_child():
+    global _forked_after_openmp
+    _forked_after_openmp = _forked_after_openmp or _openmp_pool_started
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 @contextmanager
 def openmp_threads(n_jobs):
@@ -79,6 +96,13 @@ def openmp_threads(n_jobs):
 
 
 def openmp_thread_count(default):
-    """The thread count ``openmp_threads`` set for this thread, else ``default`` (OpenMP's own)."""
+    """The thread count ``openmp_threads`` set for this thread, else ``default`` (OpenMP's own); 1 in a process
+    forked after OpenMP ran parallel in its parent."""
+    global _openmp_pool_started
+    if _forked_after_openmp:
+        return 1
     n_threads = getattr(_openmp, "n_threads", None)
-    return default if n_threads is None else n_threads
+    n_threads = default if n_threads is None else n_threads
+    if n_threads != 1:
+        _openmp_pool_started = True
+    return n_threads

@@ -20,7 +20,10 @@ minimum, and ``tests/test_compile_cache.py`` checks it in fresh processes. No ke
 whose type would make every call a cache miss (pynndescent pull request 226).
 """
 
+import functools
 import math
+import os
+import threading
 
 import numpy as np
 from numba import config, get_num_threads, njit, prange
@@ -36,6 +39,27 @@ if config.DISABLE_JIT:
     raise ImportError("NUMBA_DISABLE_JIT is set")
 
 NAME = "numba"
+
+# The threading layer, unless the user chose one (NUMBA_THREADING_LAYER): 'forksafe' is TBB where it loads, else
+# workqueue, never GNU OpenMP, under which Numba kills a process forked after a parallel kernel ran ("fork() called
+# from a process already using GNU OpenMP, this is unsafe": measured, both children of a multiprocessing 'fork'
+# pool terminated). pip's TBB wheel does not load here (its libtbb.so.12 is outside the loader's path), so it is
+# workqueue, which handles fork. It takes effect at the first parallel launch of the process.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    config.THREADING_LAYER = "forksafe"
+
+# workqueue aborts the process when two Python threads launch parallel kernels at once: one launch at a time. (Two
+# kernels at once would only share the same cores.)
+_launch_lock = threading.RLock()
+
+
+def _one_launch_at_a_time(function):
+    @functools.wraps(function)
+    def serialised(*args, **kwargs):
+        with _launch_lock:
+            return function(*args, **kwargs)
+
+    return serialised
 
 # Rows per tile: (D, TILE) float64 buffers of a few tiles stay in L1/L2 for the small D this loop is for.
 TILE = 256
@@ -515,6 +539,7 @@ def _prepare(X, covariance_type, means, precisions_cholesky, log_const):
     )
 
 
+@_one_launch_at_a_time
 def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size):
     """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``."""
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
@@ -534,6 +559,7 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
     return ll, tw, nk, s1, finish_s2(s2, covariance_type)
 
 
+@_one_launch_at_a_time
 def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const, out):
     """Write ``log(pi_k) + log N(x_n | mu_k, Sigma_k)`` into ``out`` (N, K) and return it."""
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
@@ -558,6 +584,7 @@ def _candidate_potentials(X, w, weighted, candidates, closest, block_size, parti
                 partial[b, c] += wn * min(d, closest[n])
 
 
+@_one_launch_at_a_time
 def candidate_potentials(X, sample_weight, candidates, closest, block_size):
     """k-means++: for each candidate centre, ``sum_n w_n min(closest_n, |x_n - candidate|^2)``; shape (C,)."""
     partial = np.zeros((n_blocks(X.shape[0], block_size), candidates.shape[0]))
@@ -580,6 +607,7 @@ def _update_closest(X, center, closest):
             closest[n] = d
 
 
+@_one_launch_at_a_time
 def update_closest(X, center, closest, block_size):
     """``closest = min(closest, |x - center|^2)`` in place."""
     _update_closest(X, np.ascontiguousarray(center, np.float64), closest)
@@ -619,6 +647,7 @@ def _lloyd_step(X, w, weighted, centers, labels, block_size, sums, weights):
                     sums[b, k, i] += wp * xt[i, p]
 
 
+@_one_launch_at_a_time
 def lloyd_step(X, sample_weight, centers, labels, block_size):
     """One Lloyd assignment; see ``fastgmm.kernels.numpy_.lloyd_step``."""
     n_clusters, n_features = centers.shape
@@ -657,6 +686,7 @@ def _label_statistics(X, w, weighted, labels, shift, cov, block_size, nk, s1, s2
                     s2[b, k, i, 0] += wn * d[i] * d[i]
 
 
+@_one_launch_at_a_time
 def label_statistics(X, sample_weight, labels, shift, covariance_type, block_size):
     """``(nk, s1, s2)`` of hard assignments; see ``fastgmm.kernels.numpy_.label_statistics``."""
     n_components, n_features = shift.shape
