@@ -16,9 +16,11 @@ _CHILD = """
 import sys, numpy as np
 from fastgmm import GaussianMixture
 from fastgmm.kernels import numba_
-X = np.random.default_rng(0).normal(size=(3000, 3))
-model = GaussianMixture(2, random_state=0, init_params="random_from_data", backend="numba").fit(X)
-print(numba_._accumulate.stats.cache_hits.__len__(), *model.means_.ravel())
+# Enough rows for the parallel kernels (numba_.PARALLEL_WORK), whatever the thread count.
+X = np.random.default_rng(0).normal(size=(200_000, 3))
+assert X.shape[0] * 2 * 16 >= numba_.PARALLEL_WORK
+model = GaussianMixture(2, random_state=0, init_params="random_from_data", backend="numba", max_iter=5).fit(X)
+print(numba_._accumulate.parallel.stats.cache_hits.__len__(), *model.means_.ravel())
 """
 
 

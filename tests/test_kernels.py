@@ -117,6 +117,33 @@ def test_statistics_bit_identical_for_any_thread_count(backend, covariance_type,
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_numba_serial_and_parallel_kernels_give_the_same_bits(covariance_type, weighted, monkeypatch):
+    """Small calls run the serial compilation of each kernel body: the same partials, so the same bits."""
+    numba_ = pytest.importorskip("fastgmm.kernels.numba_")
+    from fastgmm._data import statistics_block_size
+
+    X = make_blobs(20_000, 3, 3, seed=15)
+    params = random_params(covariance_type, 3, 3, seed=16)
+    w = np.random.RandomState(17).uniform(0, 2, 20_000) if weighted else None
+    labels = np.random.RandomState(18).randint(-1, 3, 20_000).astype(np.int32)
+    results = []
+    for threshold in (0, 10**18):  # everything parallel, then everything serial
+        monkeypatch.setattr(numba_, "PARALLEL_WORK", threshold)
+        with numba_.threads(2):
+            results.append([
+                numba_.accumulate(X, w, *params.kernel_arguments(), statistics_block_size(20_000)),
+                numba_.weighted_log_prob(X, *params.kernel_arguments(), np.empty((20_000, 3))),
+                numba_.lloyd_step(X, w, params.means, labels.copy(), 4096),
+                numba_.label_statistics(X, w, labels, params.means, covariance_type, 4096),
+            ])
+    parallel, serial = results
+    assert numba_._accumulate.serial.signatures and numba_._accumulate.parallel.signatures
+    for a, b in zip(parallel, serial):
+        for x, y in zip(a if isinstance(a, tuple) else [a], b if isinstance(b, tuple) else [b]):
+            np.testing.assert_array_equal(x, y)
+
+
 def test_numba_thread_policy_sets_and_restores():
     numba = pytest.importorskip("numba")
     from threadpoolctl import threadpool_info

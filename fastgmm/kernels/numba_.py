@@ -24,6 +24,7 @@ import functools
 import math
 import os
 import threading
+import types
 
 import numpy as np
 from numba import config, get_num_threads, njit, prange
@@ -51,6 +52,28 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 # workqueue aborts the process when two Python threads launch parallel kernels at once: one launch at a time. (Two
 # kernels at once would only share the same cores.)
 _launch_lock = threading.RLock()
+
+
+# Below this much work per call (points x components x (features + 1)^2) a kernel runs serial: one parallel launch
+# costs more than the whole call there (measured: ~1 ms per launch under workqueue, against 0.05 ms of work for
+# 10,000 x 4 points and 3 components; a default fit of that size made 13 launches).
+PARALLEL_WORK = 2_000_000
+
+
+class _SerialAndParallel:
+    """One kernel body compiled twice, with ``parallel=True`` and serial (``prange`` is ``range`` there), as umap's
+    layouts.py does; a call picks by the amount of work. Both write the same per-block partials, so the result is
+    bit-identical either way. The serial copy has a name of its own, so that the two do not share a cache entry."""
+
+    def __init__(self, function):
+        self.parallel = njit(parallel=True, cache=True)(function)
+        clone = types.FunctionType(function.__code__, function.__globals__, function.__name__ + "_serial",
+                                   function.__defaults__, function.__closure__)
+        clone.__qualname__ = function.__qualname__ + "_serial"
+        self.serial = njit(cache=True)(clone)
+
+    def __call__(self, work, *args):
+        return (self.parallel if work >= PARALLEL_WORK else self.serial)(*args)
 
 
 def _one_launch_at_a_time(function):
@@ -461,7 +484,7 @@ def _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y,
         _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a)
 
 
-@njit(parallel=True, cache=True)
+@_SerialAndParallel
 def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features):
     """The one-pass statistics, per block into the block's partials; ``stages`` is K, or 1 to reduce each tile's
     rows at once (``staged_components``); ``features`` is ``(0,) * D`` when D is small enough for the
@@ -507,7 +530,7 @@ def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, stages, ll
         _flush_stages(cov, stage_d, stage_w, count, rd, nk[b], s1[b], s2[b])
 
 
-@njit(parallel=True, cache=True)
+@_SerialAndParallel
 def _weighted_log_prob(X, cov, means, U, log_const, out, features):
     n_samples, n_features = X.shape
     n_components = means.shape[0]
@@ -551,7 +574,9 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
 
     def fill(rows, ll_tw, nk, s1, s2):
         w = sample_weight[rows] if weighted else np.empty(0)
-        _accumulate(X[rows], w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features)
+        work = (rows.stop - rows.start) * n_components * (n_features + 1) ** 2
+        _accumulate(work, X[rows], w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2,
+                    features)
 
     shapes = [(2,), (n_components,), (n_components, n_features), s2_block_shape(cov, n_components, n_features)]
     ll_tw, nk, s1, s2 = reduce_in_rounds(fill, n_samples, block_size, shapes, get_num_threads())
@@ -563,14 +588,15 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
 def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const, out):
     """Write ``log(pi_k) + log N(x_n | mu_k, Sigma_k)`` into ``out`` (N, K) and return it."""
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
-    _weighted_log_prob(X, cov, means, U, log_const, out, _static(cov, means.shape[1]))
+    work = X.shape[0] * means.shape[0] * (means.shape[1] + 1) ** 2
+    _weighted_log_prob(work, X, cov, means, U, log_const, out, _static(cov, means.shape[1]))
     return out
 
 
 # ---------------------------------------------------------------------------------------------------------- k-means
 
 
-@njit(parallel=True, cache=True)
+@_SerialAndParallel
 def _candidate_potentials(X, w, weighted, candidates, closest, block_size, partial):
     n_samples, n_features = X.shape
     for b in prange(partial.shape[0]):
@@ -590,13 +616,13 @@ def candidate_potentials(X, sample_weight, candidates, closest, block_size):
     partial = np.zeros((n_blocks(X.shape[0], block_size), candidates.shape[0]))
     weighted = sample_weight is not None
     _candidate_potentials(
-        X, sample_weight if weighted else np.empty(0), weighted, np.ascontiguousarray(candidates, np.float64),
+        X.shape[0] * candidates.shape[0] * X.shape[1], X, sample_weight if weighted else np.empty(0), weighted, np.ascontiguousarray(candidates, np.float64),
         closest, block_size, partial,
     )
     return sum_in_order(partial)
 
 
-@njit(parallel=True, cache=True)
+@_SerialAndParallel
 def _update_closest(X, center, closest):
     for n in prange(X.shape[0]):
         d = 0.0
@@ -610,10 +636,10 @@ def _update_closest(X, center, closest):
 @_one_launch_at_a_time
 def update_closest(X, center, closest, block_size):
     """``closest = min(closest, |x - center|^2)`` in place."""
-    _update_closest(X, np.ascontiguousarray(center, np.float64), closest)
+    _update_closest(X.shape[0] * X.shape[1], X, np.ascontiguousarray(center, np.float64), closest)
 
 
-@njit(parallel=True, cache=True)
+@_SerialAndParallel
 def _lloyd_step(X, w, weighted, centers, labels, block_size, sums, weights):
     n_samples, n_features = X.shape
     n_clusters = centers.shape[0]
@@ -656,13 +682,13 @@ def lloyd_step(X, sample_weight, centers, labels, block_size):
     weights = np.zeros((blocks, n_clusters))
     weighted = sample_weight is not None
     _lloyd_step(
-        X, sample_weight if weighted else np.empty(0), weighted, np.ascontiguousarray(centers, np.float64), labels,
+        X.shape[0] * n_clusters * n_features, X, sample_weight if weighted else np.empty(0), weighted, np.ascontiguousarray(centers, np.float64), labels,
         block_size, sums, weights,
     )
     return sum_in_order(sums), sum_in_order(weights)
 
 
-@njit(parallel=True, cache=True)
+@_SerialAndParallel
 def _label_statistics(X, w, weighted, labels, shift, cov, block_size, nk, s1, s2):
     n_samples, n_features = X.shape
     full = cov == FULL or cov == TIED
@@ -696,7 +722,8 @@ def label_statistics(X, sample_weight, labels, shift, covariance_type, block_siz
 
     def fill(rows, nk, s1, s2):
         w = sample_weight[rows] if weighted else np.empty(0)
-        _label_statistics(X[rows], w, weighted, labels[rows], shift, cov, block_size, nk, s1, s2)
+        work = (rows.stop - rows.start) * (n_features + 1) ** 2
+        _label_statistics(work, X[rows], w, weighted, labels[rows], shift, cov, block_size, nk, s1, s2)
 
     shapes = [(n_components,), (n_components, n_features), s2_block_shape(cov, n_components, n_features)]
     nk, s1, s2 = reduce_in_rounds(fill, X.shape[0], block_size, shapes, get_num_threads())
