@@ -6,6 +6,9 @@ of responsibility statistics: the first, about an arbitrary data point, gives th
 means, gives the covariances without cancellation for data far from the origin.
 """
 
+import contextvars
+from contextlib import contextmanager
+
 import numpy as np
 
 from ._data import statistics_block_size
@@ -37,8 +40,42 @@ def _random_responsibilities(random_state, n_components, dtype):
     return resp_of_block
 
 
+# Hard initial labels depend on the rows, the weights, K, the method, the backend and the generator's state only,
+# not on the covariance type: select_model, which fits every covariance type from the same seed, computes them once
+# per K (k-means was about half of a small fit's time).
+_shared_labels = contextvars.ContextVar("fastgmm_shared_labels", default=None)
+
+
+@contextmanager
+def shared_initial_labels():
+    """Within the block, fits from the same data, K, method and generator state reuse one set of initial labels and
+    leave the generator as drawing them would."""
+    token = _shared_labels.set({})
+    try:
+        yield
+    finally:
+        _shared_labels.reset(token)
+
+
 def _hard_labels(source, backend, n_components, init_params, random_state):
-    """Labels (-1 for none) of the hard initialisations, drawn as scikit-learn draws them."""
+    """Labels (-1 for none) of the hard initialisations, drawn as scikit-learn draws them (computed once inside
+    ``shared_initial_labels``)."""
+    memo = _shared_labels.get()
+    if memo is None:
+        return _draw_hard_labels(source, backend, n_components, init_params, random_state)
+    _, key, pos, has_gauss, cached = random_state.get_state()
+    memo_key = (id(source.X), id(source.sample_weight), n_components, init_params, backend.NAME, key.tobytes(), pos,
+                has_gauss, cached)
+    entry = memo.get(memo_key)
+    # The entry holds the arrays themselves, so their ids cannot be reused by other arrays while it lives.
+    if entry is None or entry[0] is not source.X or entry[1] is not source.sample_weight:
+        labels = _draw_hard_labels(source, backend, n_components, init_params, random_state)
+        entry = memo[memo_key] = (source.X, source.sample_weight, labels, random_state.get_state())
+    random_state.set_state(entry[3])
+    return entry[2]
+
+
+def _draw_hard_labels(source, backend, n_components, init_params, random_state):
     weights = source.sample_weight
     n_samples = source.n_samples
     if init_params == "kmeans":

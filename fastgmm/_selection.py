@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._collapse import ComponentCollapseWarning
 from ._gaussian_mixture import GaussianMixture
+from ._init import shared_initial_labels
 from ._model import COVARIANCE_TYPES
 
 CRITERIA = ("bic", "aic")
@@ -95,6 +96,16 @@ def select_model(
             raise TypeError(f"select_model got {name} twice")
 
     template = GaussianMixture(**params)
+    with shared_initial_labels():
+        rows, best = _fit_pairs(template, X, sample_weight, n_components, covariance_type, criterion, callback)
+    if best is None:
+        raise ValueError(f"every fit failed; the first error: {rows[0]['error']}")
+    results = {name: np.array([row[name] for row in rows]) for name in rows[0]}
+    return best, results
+
+
+def _fit_pairs(template, X, sample_weight, n_components, covariance_type, criterion, callback):
+    """Fit every pair in order: the table's rows, and the best model (None when every fit failed)."""
     rows, best, best_value = [], None, math.inf
     for k in n_components:
         for cov in covariance_type:
@@ -120,10 +131,7 @@ def select_model(
                 best, best_value = model, row[criterion]
             if callback is not None:
                 callback(dict(row))
-    if best is None:
-        raise ValueError(f"every fit failed; the first error: {rows[0]['error']}")
-    results = {name: np.array([row[name] for row in rows]) for name in rows[0]}
-    return best, results
+    return rows, best
 
 
 def _criterion(model, X, sample_weight, criterion):

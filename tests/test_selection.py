@@ -105,3 +105,28 @@ def test_progress_bar_shows_the_lower_bound(monkeypatch, capsys):
     GaussianMixture(2, progress="auto", random_state=0).fit(load_iris().data)  # stderr is not a terminal here
     GaussianMixture(2, progress=False, random_state=0).fit(load_iris().data)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("random_state", [0, "instance"])
+def test_initial_labels_are_drawn_once_per_k_and_models_are_unchanged(monkeypatch, random_state):
+    """The k-means labels of a K are the same for every covariance type: select_model computes them once, and
+    every pair's model is bit for bit the model of its own fit."""
+    import fastgmm._init
+
+    X = load_iris().data
+    seed = np.random.RandomState(5) if random_state == "instance" else random_state
+    calls = []
+    draw = fastgmm._init._draw_hard_labels
+    monkeypatch.setattr(fastgmm._init, "_draw_hard_labels", lambda *args: calls.append(args[2]) or draw(*args))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        best, results = select_model(X, n_components=range(1, 4), random_state=seed, n_init=2)
+    assert sorted(calls) == [1, 1, 2, 2, 3, 3]  # n_init draws per K, not per pair
+    for k, cov, bic in zip(results["n_components"], results["covariance_type"], results["bic"]):
+        own_seed = np.random.RandomState(5) if random_state == "instance" else random_state
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            alone = GaussianMixture(int(k), covariance_type=str(cov), random_state=own_seed, n_init=2).fit(X)
+        assert alone.bic(X) == bic
+        if k == best.n_components and cov == best.covariance_type:
+            np.testing.assert_array_equal(alone.means_, best.means_)
