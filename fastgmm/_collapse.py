@@ -61,8 +61,8 @@ def m_step(stats, covariance_type, reg_covar, worst_explained):
         Number of components whose parameters were restarted (0 when nothing collapsed).
     moved : bool
         Whether a component was moved to a new mean: such parameters have not been through an E-step yet, so EM
-        must not stop on them. A covariance merely replaced by the pooled one is a fixed rule, and EM may converge
-        with it.
+        must not stop on them. A covariance merely replaced (a component kept in place) is a fixed rule, and EM may
+        converge with it.
     """
     weights, means, cov = estimate_moments(stats, covariance_type, reg_covar)
     cholesky, singular = try_precision_cholesky(cov, covariance_type)
@@ -83,16 +83,18 @@ def m_step(stats, covariance_type, reg_covar, worst_explained):
         stuck = singular & ~empty
     healthy = ~(moved | stuck)
 
+    # Pooled over the M-step's own components, before any of them moves.
+    pooled = _pooled_covariance(weights, means, cov, covariance_type) if stuck.any() or not healthy.any() else None
     if moved.any():
         means[moved] = worst_explained(int(moved.sum()))
     if covariance_type == "tied":
         if singular[0]:
-            cov = _pooled_covariance(weights, means, cov, covariance_type)
+            cov = pooled
     elif healthy.any():
         share = weights[healthy] / weights[healthy].sum()
         cov[moved | stuck] = np.tensordot(share, cov[healthy], axes=1)
     else:
-        cov[moved | stuck] = _pooled_covariance(weights, means, cov, covariance_type)
+        cov[moved | stuck] = pooled
     weights[moved] = 1.0 / K
     weights /= weights.sum()
     params = MixtureParameters(

@@ -135,12 +135,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     parameters beside the float32 attributes, so a float32 fit equals the float64 fit of the same values, predicts
     as it does, and ``warm_start``, :meth:`save` and pickle continue or restore it exactly.
 
-    A component left with less than 1e-12 of the total sample weight, or whose covariance is not positive definite
-    after ``reg_covar`` (a component on one point or on duplicated rows with ``reg_covar=0``), is re-seeded at the
-    data point the model explains worst, with a :class:`fastgmm.ComponentCollapseWarning` (scikit-learn carries the
-    first dead to the end and stops with an error at the second); on data where nothing collapses, the two
-    libraries take the same steps. Initial parameters that are not positive definite are an error, as there. A fit that raises, or is interrupted,
-    leaves the estimator as it was. :meth:`save` and :func:`fastgmm.load` store a model without pickle.
+    A component left with less than 1e-12 of the total sample weight is re-seeded at the data point the model
+    explains worst (scikit-learn carries it dead to the end); a component whose covariance is not positive definite
+    after ``reg_covar`` (on one point or on duplicated rows with ``reg_covar=0``) keeps its mean and takes the mean
+    covariance of the healthy components (scikit-learn stops with an error). Both warn with a
+    :class:`fastgmm.ComponentCollapseWarning`; on data where nothing collapses the two libraries take the same steps.
+    Initial covariances that are not positive definite are an error, as in scikit-learn. A fit that raises, or is
+    interrupted, leaves the estimator as it was. :meth:`save` and :func:`fastgmm.load` store a model without pickle.
 
     Examples
     --------
@@ -338,10 +339,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if reseeded:
             warnings.warn(
                 f"{sum(count for _, count in reseeded)} collapsed component(s) re-seeded in {len(reseeded)} EM "
-                f"iteration(s): a component kept less than {COLLAPSED_WEIGHT:g} of the total sample weight or its "
-                "covariance was not positive definite, so it was restarted at the data point the model explained "
-                "worst. Fewer components, a larger reg_covar or another initialisation may suit the data better "
-                "(see docs/robustness.md in the fastgmm repository).",
+                f"iteration(s): a component kept less than {COLLAPSED_WEIGHT:g} of the total sample weight (it was "
+                "restarted at the data point the model explained worst) or its covariance was not positive definite "
+                "(it took the mean covariance of the healthy components). Fewer components, a larger reg_covar or "
+                "another initialisation may suit the data better (see docs/robustness.md in the fastgmm repository).",
                 ComponentCollapseWarning,
             )
         if not best.converged and self.max_iter > 0:
