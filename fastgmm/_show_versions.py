@@ -7,8 +7,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 def _versions():
     found = {}
-    for package in ("fastgmm", "numpy", "scipy", "scikit-learn", "numba", "llvmlite", "Cython", "threadpoolctl", "tqdm",
-                    "matplotlib", "pyarrow", "dask", "distributed", "skl2onnx", "onnxruntime"):
+    for package in ("fastgmm", "numpy", "scipy", "scikit-learn", "numba", "llvmlite", "tbb", "Cython", "threadpoolctl",
+                    "tqdm", "matplotlib", "pyarrow", "dask", "distributed", "skl2onnx", "onnxruntime"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:
