@@ -605,7 +605,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_features = params.n_features
         if self.covariance_type in ("full", "tied"):
             covariances = params.covariances if self.covariance_type == "full" else [params.covariances] * len(counts)
-            parts = [rng.multivariate_normal(mean, cov, int(n)) for mean, cov, n in zip(params.means, covariances, counts)]
+            parts = [
+                rng.multivariate_normal(mean, cov, int(n)) for mean, cov, n in zip(params.means, covariances, counts)
+            ]
         else:
             parts = [
                 mean + rng.standard_normal(size=(n, n_features)) * np.sqrt(cov)

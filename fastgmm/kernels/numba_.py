@@ -637,7 +637,8 @@ def candidate_potentials(X, sample_weight, candidates, closest, block_size):
     partial = np.zeros((n_blocks(X.shape[0], block_size), candidates.shape[0]))
     weighted = sample_weight is not None
     _candidate_potentials(
-        X.shape[0] * candidates.shape[0] * X.shape[1], X, sample_weight if weighted else np.empty(0), weighted, np.ascontiguousarray(candidates, np.float64),
+        X.shape[0] * candidates.shape[0] * X.shape[1],
+        X, sample_weight if weighted else np.empty(0), weighted, np.ascontiguousarray(candidates, np.float64),
         closest, block_size, partial,
     )
     return sum_in_order(partial)
@@ -703,7 +704,8 @@ def lloyd_step(X, sample_weight, centers, labels, block_size):
     weights = np.zeros((blocks, n_clusters))
     weighted = sample_weight is not None
     _lloyd_step(
-        X.shape[0] * n_clusters * n_features, X, sample_weight if weighted else np.empty(0), weighted, np.ascontiguousarray(centers, np.float64), labels,
+        X.shape[0] * n_clusters * n_features,
+        X, sample_weight if weighted else np.empty(0), weighted, np.ascontiguousarray(centers, np.float64), labels,
         block_size, sums, weights,
     )
     return sum_in_order(sums), sum_in_order(weights)
