@@ -102,6 +102,7 @@ def iteration_table(cases, repeat, flop_rate, bandwidth, backends):
     from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
     from fastgmm import GaussianMixture
+    from fastgmm._backends import warm_up
 
     rows = []
     for covariance_type, n, d, k in cases:
@@ -109,7 +110,7 @@ def iteration_table(cases, repeat, flop_rate, bandwidth, backends):
         init = shared_init(X, covariance_type, k)
         settings = dict(n_components=k, covariance_type=covariance_type, tol=0, **init)
         for backend in backends:
-            GaussianMixture(max_iter=1, backend=backend, **settings).fit(X[:1000])  # compile outside the timing
+            warm_up(GaussianMixture(max_iter=1, backend=backend, **settings), X)  # compile outside the timing
         # Enough iterations that the steady state dominates (and not what the other library left behind).
         work = n * k * d * d
         extra = 20 if work < 1e8 else 5 if work < 1e9 else 3
@@ -152,9 +153,10 @@ def default_fit(n, d, k, repeat, backend):
     from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
     from fastgmm import GaussianMixture
+    from fastgmm._backends import warm_up
 
     X = make_data(n, d, k)
-    GaussianMixture(k, random_state=0, backend=backend).fit(X[:2000])
+    warm_up(GaussianMixture(k, random_state=0, backend=backend), X)
     times = {"fastgmm": [], "sklearn": []}
     iterations = {}
     for _ in range(repeat):

@@ -105,3 +105,18 @@ def test_installed_metadata_requires_numba_only_where_it_has_wheels(environment,
     base = {"platform_python_implementation": "CPython", "python_version": "3.12", "platform_machine": "x86_64",
             "sys_platform": "linux"}
     assert numba[0].marker.evaluate({**base, **environment}) is wants_numba
+
+
+def test_warm_up_fits_a_small_and_a_large_slice(monkeypatch):
+    """Both of Numba's compilations (serial for small calls, parallel above PARALLEL_WORK) get warmed up."""
+    numba_ = pytest.importorskip("fastgmm.kernels.numba_")
+    from fastgmm._backends import warm_up
+
+    sizes = []
+    real_fit = GaussianMixture.fit
+    monkeypatch.setattr(GaussianMixture, "fit", lambda self, X, *a, **k: sizes.append(len(X)) or real_fit(self, X))
+    X = np.random.RandomState(0).standard_normal((600_000, 4))
+    model = GaussianMixture(3, backend="numba", max_iter=50)
+    assert warm_up(model, X) > 0
+    assert sizes == [60, numba_.PARALLEL_WORK // 4]
+    assert not hasattr(model, "means_") and model.max_iter == 50

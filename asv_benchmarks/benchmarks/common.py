@@ -66,6 +66,17 @@ def estimator(implementation, n_components, **params):
     return GaussianMixture(n_components, backend=implementation, **params)
 
 
+def warm(model, X):
+    """Compile or load the kernels a fit of X runs (both the serial and the parallel Numba kernels), outside the
+    timing; scikit-learn's model fits a slice once."""
+    if not hasattr(model, "backend"):
+        model.fit(X[:2000])
+        return
+    from fastgmm._backends import warm_up
+
+    warm_up(model, X)
+
+
 def quiet():
     """Silence the ConvergenceWarning of fits stopped at a fixed number of iterations (and the backend notices)."""
     warnings.simplefilter("ignore")

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .common import BACKENDS, IMPLEMENTATIONS, PROFILE, Benchmark, estimator, quiet, require
+from .common import BACKENDS, IMPLEMENTATIONS, PROFILE, Benchmark, estimator, quiet, require, warm
 from .datasets import CASES, HEADLINE, REFERENCE_CASES, case, load
 
 # End-to-end fits: the default k-means initialisation, then exactly this many EM iterations.
@@ -54,7 +54,7 @@ class EMIteration(Benchmark):
         self.X, init = load(name)
         k, settings = _iteration_settings(name, init)
         self.model = estimator(implementation, k, **settings)
-        self.model.fit(self.X[:2000])  # compiles and warms the kernels outside the timing
+        warm(self.model, self.X)
 
     def time_em_iteration(self, name, implementation):
         self.model.fit(self.X)
@@ -72,7 +72,7 @@ class Fit(Benchmark):
         self.X, _ = load(name)
         k, settings = _fit_settings(name)
         self.model = estimator(implementation, k, **settings)
-        estimator(implementation, k, **settings).fit(self.X[:2000])  # compiles and warms the kernels
+        warm(estimator(implementation, k, **settings), self.X)
 
     def time_fit(self, name, implementation):
         self.model.fit(self.X)
