@@ -11,6 +11,8 @@ import os
 import time
 import warnings
 
+from sklearn.base import clone
+
 # Preference order of backend='auto': Numba, else the Cython extension built at install, else plain NumPy.
 BACKENDS = ("numba", "cython", "numpy")
 
@@ -101,13 +103,13 @@ def warm_up(estimator, X):
     -------
     float
     """
-    from sklearn.base import clone
-
     start = time.perf_counter()
     n_samples, n_features = X.shape
     threshold = getattr(get_backend(estimator.backend), "PARALLEL_WORK", None)
     sizes = {min(n_samples, max(2, 20 * estimator.n_components))}
     if threshold is not None:
+        # The cheapest kernel's work per row is n_features (k-means' distance update): this many rows put every
+        # kernel of the fit above the threshold.
         sizes.add(min(n_samples, max(2, math.ceil(threshold / n_features))))
     settings = dict(max_iter=1, n_init=1, warm_start=False, verbose=0, progress=False, callback=None)
     with warnings.catch_warnings():

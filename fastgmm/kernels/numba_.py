@@ -44,7 +44,6 @@ if config.DISABLE_JIT:
 NAME = "numba"
 
 
-
 def _load_pip_tbb():
     """Make pip's TBB loadable: the ``tbb`` wheel puts libtbb.so.12 in ``<prefix>/lib``, outside the loader's path,
     so Numba's TBB layer fails to import ("Unknown import problem"); loaded by path first, the name resolves."""
@@ -63,9 +62,9 @@ def _load_pip_tbb():
 # The threading layer, unless the user chose one (NUMBA_THREADING_LAYER): 'forksafe' is TBB where it loads (thread-
 # and fork-safe; a dependency on Linux x86-64), else workqueue, never GNU OpenMP, under which Numba kills a process
 # forked after a parallel kernel ran ("fork() called from a process already using GNU OpenMP, this is unsafe":
-# measured, both children of a multiprocessing 'fork' pool terminated). Measured per EM iteration at N=1e5, D=2,
-# K=4: TBB 4.7-6.8 ms, omp 4.9-6.4, workqueue 7.7-8.0 (the same at N=1e6). It takes effect at the first parallel
-# launch of the process.
+# measured, both children of a multiprocessing 'fork' pool terminated). Per EM iteration at N=1e5, D=2, K=4
+# (asv_benchmarks/threading_layers.py): TBB 6.4 ms, omp 6.3, workqueue 8.0; the same at N=1e6. It takes effect at
+# the first parallel launch of the process.
 _load_pip_tbb()
 if "NUMBA_THREADING_LAYER" not in os.environ:
     config.THREADING_LAYER = "forksafe"
@@ -75,9 +74,11 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 _launch_lock = threading.RLock()
 
 
-# Below this much work per call (points x components x (features + 1)^2) a kernel runs serial: one parallel launch
-# costs more than the whole call there (measured: ~1 ms per launch under workqueue, against 0.05 ms of work for
-# 10,000 x 4 points and 3 components; a default fit of that size made 13 launches).
+# Below this much work per call a kernel runs serial: one parallel launch costs more than the whole call there
+# (measured: ~1 ms per launch under workqueue, against 0.05 ms of work for 10,000 x 4 points and 3 components; a
+# default fit of that size made 13 launches). Each wrapper estimates its own call's work in multiply-adds: points x
+# components x (features + 1)^2 for the EM passes, points x centres x features for k-means, points x features for
+# the distance update; the crossover measured for the EM pass was at about 3e4 x 4 features x 3 components.
 PARALLEL_WORK = 2_000_000
 
 
