@@ -7,6 +7,7 @@ from ._gaussian_mixture import GaussianMixture
 from ._persistence import ModelFileError, load
 from ._selection import select_model
 from ._show_versions import show_versions
+from ._warmup import warmup
 
 __version__ = "0.1.0.dev0"
 
@@ -14,5 +15,5 @@ _onnx.register_when_imported()
 
 __all__ = [
     "Chunks", "ComponentCollapseWarning", "GaussianMixture", "ModelFileError", "load", "select_model", "show_versions",
-    "__version__",
+    "warmup", "__version__",
 ]

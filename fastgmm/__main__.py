@@ -7,7 +7,9 @@
   fastgmm select DATA -k 1-20 [-t all] [-o MODEL] [--plot out.png]
                                                           fit every pair, print the table, keep the best by BIC
   fastgmm plot MODEL DATA -o out.png [--features a b]     points coloured by component, covariance ellipses
-  fastgmm info                                            versions, backends, threads
+  fastgmm warmup [--features 1-17] [--dtypes float64,float32]
+                                                          compile the Numba kernels ahead of time (images, CI)
+  fastgmm info                                            versions, backends, threads, Numba's cache
 
 DATA is .npy, .npz, .csv or .parquet (with pyarrow); --columns picks columns by name or position.
 """
@@ -42,7 +44,7 @@ def _read(args):
 
 
 def _components(text):
-    """'3', '1-20' or '2,4,8' as a list of ints."""
+    """'3', '1-20' or '2,4,8' as a list of positive ints."""
     try:
         if "-" in text:
             first, last = (int(part) for part in text.split("-"))
@@ -50,9 +52,9 @@ def _components(text):
         else:
             values = [int(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected K, K1-K2 or K1,K2,...; got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected N, N1-N2 or N1,N2,...; got {text!r}") from None
     if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"numbers of components must be >= 1; got {text!r}")
+        raise argparse.ArgumentTypeError(f"every number must be >= 1; got {text!r}")
     return values
 
 
@@ -237,6 +239,17 @@ def info(args):
     return 0
 
 
+def warmup(args):
+    """Compile the common Numba kernels into Numba's on-disk cache."""
+    from ._warmup import warmup as compile_kernels
+
+    start = time.perf_counter()
+    print(f"compiling Numba's kernels for {len(args.features)} numbers of features x {len(args.dtypes)} dtypes")
+    compile_kernels(args.features, args.dtypes, n_jobs=args.jobs, verbose=True)
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="fastgmm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -259,7 +272,7 @@ def _parser():
         p.add_argument("--tol", type=float, default=1e-3)
         p.add_argument("--reg-covar", type=float, default=1e-6)
         p.add_argument("--init-params", default="kmeans", choices=["kmeans", "k-means++", "random",
-                                                                   "random_from_data"])
+                                                                   "random_from_data", "ward"])
         p.add_argument("--random-state", type=int, default=0, help="seed of the initialisation (default 0)")
         p.add_argument("--n-jobs", type=int, default=None, help="threads (default: all cores)")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -312,6 +325,15 @@ def _parser():
     p.add_argument("-o", "--output", required=True, help="image file (.png, .svg, .pdf)")
     p.add_argument("--features", nargs=2, metavar=("X", "Y"), help="the two features to draw (default: the first two)")
     p.set_defaults(func=plot)
+
+    p = commands.add_parser("warmup", help="compile the Numba kernels ahead of time (for container images)")
+    p.add_argument("--features", type=_components, default=list(range(1, 18)),
+                   help="numbers of features: N, N1-N2 or N1,N2,... (default 1-17: each exact kernel up to 16, "
+                        "and the kernels for any larger number)")
+    p.add_argument("--dtypes", type=lambda text: text.split(","), default=["float64", "float32"],
+                   help="comma-separated (default float64,float32)")
+    p.add_argument("--jobs", type=int, default=None, help="processes compiling at once (default: one per core)")
+    p.set_defaults(func=warmup)
 
     p = commands.add_parser("info", help="versions, usable backends and threads")
     p.set_defaults(func=info)

@@ -1,7 +1,6 @@
 """Backend registry: which kernel implementations exist, which are usable here, and which ``'auto'`` picks.
 
-A backend is a module of ``fastgmm.kernels`` with the same functions (``accumulate``, ``weighted_log_prob``, the
-k-means and initialisation kernels, and ``threads``; see ``fastgmm.kernels.numpy_``). Nothing outside this file
+A backend is a module of ``fastgmm.kernels`` with the interface described there. Nothing outside this file
 chooses between them.
 """
 
@@ -12,6 +11,9 @@ import time
 import warnings
 
 from sklearn.base import clone
+
+from . import _background_compile
+from ._auto_backend import AutoBackend
 
 # Preference order of backend='auto': Numba, else the Cython extension built at install, else plain NumPy.
 BACKENDS = ("numba", "cython", "numpy")
@@ -26,6 +28,8 @@ def _load(name):
     try:
         return importlib.import_module(_MODULES[name]), None
     except ImportError as exc:  # numba missing or disabled, the extension not built, ...
+        return None, exc
+    except RuntimeError as exc:  # Numba finds no directory to cache the kernels in ("no locator available")
         return None, exc
 
 
@@ -52,12 +56,15 @@ def get_backend(name="auto"):
     ----------
     name : {'auto'} or one of ``BACKENDS``
         ``'auto'`` takes the environment variable ``FASTGMM_BACKEND`` if set, else the first usable backend of
-        ``BACKENDS``, with a warning (once per process) when that is not the first one.
+        ``BACKENDS``, with a warning (once per process) when that is not the first one. When both Numba and Cython
+        are usable it is an ``AutoBackend``: Numba's kernels where compiled or in Numba's on-disk cache, else
+        Cython's while a background process compiles Numba's (``FASTGMM_BACKGROUND_COMPILE=0``: Numba, compiled
+        at first use).
 
     Returns
     -------
-    module
-        Has ``NAME``, ``accumulate``, ``weighted_log_prob`` and ``threads``.
+    module or AutoBackend
+        Has ``NAME``, ``threads`` and the functions of ``fastgmm.kernels.KERNEL_FUNCTIONS``.
     """
     global _warned_fallback
     if name == "auto":
@@ -67,6 +74,10 @@ def get_backend(name="auto"):
         for candidate in BACKENDS:
             module, error = _load(candidate)
             if module is not None:
+                if candidate == "numba" and _background_compile.enabled():
+                    cython, _ = _load("cython")
+                    if cython is not None:
+                        return AutoBackend(module, cython)
                 if reasons and not _warned_fallback:
                     _warned_fallback = True
                     warnings.warn(
@@ -92,7 +103,8 @@ def warm_up(estimator, X):
 
     The Numba backend runs a serial compilation of its kernels on small calls and a parallel one on large calls
     (above its ``PARALLEL_WORK``), each compiled at first use, so a fit of a small slice warms only the first: one
-    short fit of a slice of each kind is made, on clones (``estimator`` is untouched).
+    short fit of a slice of each kind is made, on clones (``estimator`` is untouched). With ``backend='auto'``
+    Numba's kernels are compiled here, in the foreground.
 
     Parameters
     ----------
@@ -105,13 +117,17 @@ def warm_up(estimator, X):
     """
     start = time.perf_counter()
     n_samples, n_features = X.shape
-    threshold = getattr(get_backend(estimator.backend), "PARALLEL_WORK", None)
+    backend = get_backend(estimator.backend)
+    threshold = getattr(backend, "PARALLEL_WORK", None)
     sizes = {min(n_samples, max(2, 20 * estimator.n_components))}
     if threshold is not None:
         # The cheapest kernel's work per row is n_features (k-means' distance update): this many rows put every
         # kernel of the fit above the threshold.
         sizes.add(min(n_samples, max(2, math.ceil(threshold / n_features))))
     settings = dict(max_iter=1, n_init=1, warm_start=False, verbose=0, progress=False, callback=None)
+    if isinstance(backend, AutoBackend):
+        # Compiled here, Numba's kernels serve the estimator's own 'auto' fits (a warm-up served by Cython would not).
+        settings["backend"] = "numba"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for size in sorted(sizes):

@@ -1,8 +1,15 @@
 """Shared fixtures. ``backend`` parametrizes every test that takes it over all usable backends, so each backend
 runs the whole suite (the numpy reference included)."""
 
+import os
+
 import numpy as np
 import pytest
+
+# backend='auto' would otherwise serve calls from the Cython kernels while the Numba ones compile in background
+# processes: the suite's 'auto' tests would test a different backend on a cold cache than on a warm one, and those
+# processes would take cores from the tests. test_compile_cache.py turns it on in processes of its own.
+os.environ.setdefault("FASTGMM_BACKGROUND_COMPILE", "0")
 
 from fastgmm._backends import BACKENDS, get_backend
 

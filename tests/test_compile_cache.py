@@ -1,6 +1,8 @@
-"""The compiled kernels are cached on disk (``cache=True``): the second process must load them, whatever its
-thread count, and fit the same model. Caching parallel kernels once crashed processes whose thread count differed
-from the one that wrote the cache (numba issue 7518, fixed in numba 0.56; pynndescent dropped its caches over it).
+"""The compiled kernels are cached on disk (``cache=True``) and, with ``backend='auto'``, compiled by a background
+process while the Cython kernels serve: a fresh environment never waits for Numba, and later processes load the
+kernels, whatever their thread count, and fit the same model. Caching parallel kernels once crashed processes
+whose thread count differed from the one that wrote the cache (numba issue 7518, fixed in numba 0.56; pynndescent
+dropped its caches over it). Each process here has a timeout, so a hang fails instead of blocking the suite.
 """
 
 import os
@@ -11,31 +13,74 @@ import numpy as np
 import pytest
 
 pytest.importorskip("numba")
+pytest.importorskip("fastgmm.kernels._cython")
 
 _CHILD = """
-import sys, numpy as np
-from fastgmm import GaussianMixture
+import time, numpy as np
+from fastgmm import GaussianMixture, _background_compile
 from fastgmm.kernels import numba_
 # Enough rows for the parallel kernels (numba_.PARALLEL_WORK), whatever the thread count.
 X = np.random.default_rng(0).normal(size=(200_000, 3))
 assert X.shape[0] * 2 * 16 >= numba_.PARALLEL_WORK
-model = GaussianMixture(2, random_state=0, init_params="random_from_data", backend="numba", max_iter=5).fit(X)
-print(numba_._accumulate.parallel.stats.cache_hits.__len__(), *model.means_.ravel())
+start = time.perf_counter()
+model = GaussianMixture(2, random_state=0, init_params="random_from_data", max_iter=5).fit(X)
+seconds = time.perf_counter() - start
+in_memory = len(numba_._accumulate.parallel.overloads)
+done = _background_compile.wait(timeout=500)
+print(model.backend_, done, in_memory, len(numba_._accumulate.parallel.stats.cache_hits), seconds,
+      *model.means_.ravel())
 """
 
 
 def _fit_in_fresh_process(cache_dir, n_threads):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), NUMBA_NUM_THREADS=str(n_threads))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), NUMBA_NUM_THREADS=str(n_threads),
+               FASTGMM_BACKGROUND_COMPILE="1")
     out = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr
-    hits, *means = out.stdout.split()
-    return int(hits), np.array(means, dtype=float)
+    backend, done, in_memory, hits, seconds, *means = out.stdout.split()
+    return backend, done == "True", int(in_memory), int(hits), float(seconds), np.array(means, dtype=float)
 
 
-def test_cached_kernels_load_under_another_thread_count(tmp_path):
-    hits_first, first = _fit_in_fresh_process(tmp_path, 1)
-    hits_second, second = _fit_in_fresh_process(tmp_path, 2)
-    assert hits_first == 0, "the first process found a cache in an empty directory"
-    assert hits_second > 0, "the second process compiled again instead of loading the cache"
+def test_first_fit_is_served_while_numba_compiles_in_the_background(tmp_path):
+    backend, done, in_memory, hits, seconds, first = _fit_in_fresh_process(tmp_path, 1)
+    assert backend == "cython", "the first fit in an empty cache waited for Numba"
+    assert in_memory == 0 and hits == 0, "the first process compiled or found kernels in an empty cache"
+    assert done, "the background compilation did not finish"
+    assert seconds < 30, f"the first fit took {seconds:.1f} s"
     assert any(name.endswith(".nbi") for _, _, files in os.walk(tmp_path) for name in files)
-    np.testing.assert_array_equal(first, second)
+
+    backend, _, _, hits, _, second = _fit_in_fresh_process(tmp_path, 2)
+    assert backend == "numba", "the next process did not run the kernels compiled in the background"
+    assert hits > 0, "the next process compiled again instead of loading the cache"
+    np.testing.assert_allclose(second, first, rtol=1e-9)
+
+    backend, _, _, hits, _, third = _fit_in_fresh_process(tmp_path, 1)
+    assert backend == "numba" and hits > 0
+    # The parallel kernels written under one thread count, loaded under another, give the same bits.
+    np.testing.assert_array_equal(third, second)
+
+
+_AFTER_WARMUP = """
+import numpy as np
+from fastgmm import GaussianMixture, _background_compile
+X = np.random.default_rng(0).normal(size=(10_000, 2)).astype(np.float32)
+for covariance_type in ("full", "tied", "diag", "spherical"):
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    model.predict(X)
+    print(model.backend_)
+print(len(_background_compile._asked))
+"""
+
+
+def test_warmup_command_compiles_what_a_first_fit_needs(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), FASTGMM_BACKGROUND_COMPILE="1")
+    out = subprocess.run([sys.executable, "-m", "fastgmm", "warmup", "--features", "2", "--dtypes", "float32",
+                          "--jobs", "1"], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "2 features, float32" in out.stdout
+    out = subprocess.run([sys.executable, "-c", _AFTER_WARMUP], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    *backends, asked = out.stdout.split()
+    assert backends == ["numba"] * 4
+    assert asked == "0", "kernels were still missing after warmup"

@@ -1,1 +1,10 @@
-"""EM kernels: one interface (``accumulate``, ``weighted_log_prob``), one module per backend."""
+"""EM kernels: one module per backend, each with the same interface.
+
+A backend module has ``NAME`` (its name in ``fastgmm._backends.BACKENDS``), ``threads(n_jobs)`` (a context manager
+applying its thread policy) and the functions of ``KERNEL_FUNCTIONS``, with the signatures and meaning of
+``fastgmm.kernels.numpy_``'s, the reference every other backend is tested against.
+"""
+
+KERNEL_FUNCTIONS = (
+    "accumulate", "weighted_log_prob", "candidate_potentials", "update_closest", "lloyd_step", "label_statistics",
+)

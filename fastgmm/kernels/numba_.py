@@ -20,6 +20,8 @@ minimum, and ``tests/test_compile_cache.py`` checks it in fresh processes. No ke
 whose type would make every call a cache miss (pynndescent pull request 226).
 """
 
+import contextlib
+import contextvars
 import ctypes
 import functools
 import math
@@ -30,6 +32,8 @@ import types
 
 import numpy as np
 from numba import config, get_num_threads, njit, prange
+from numba.core import sigutils
+from numba.core.compiler_lock import global_compiler_lock
 
 from .._threads import numba_threads as threads  # noqa: F401 (the backend's thread policy)
 from ._layout import (
@@ -82,6 +86,70 @@ _launch_lock = threading.RLock()
 PARALLEL_WORK = 2_000_000
 
 
+class NotCompiled(Exception):
+    """Raised inside ``cached_only()`` by a kernel whose compilation for the call's argument types is neither in
+    memory nor in Numba's on-disk cache; ``kernel`` names it (see ``compile_kernel``) and ``signature`` is the
+    tuple of Numba types, picklable."""
+
+    def __init__(self, kernel, signature):
+        super().__init__(f"{kernel} is not compiled for {signature}")
+        self.kernel = kernel
+        self.signature = signature
+
+
+_cached_only = contextvars.ContextVar("fastgmm_numba_cached_only", default=False)
+
+
+@contextlib.contextmanager
+def cached_only():
+    """Within the block (in this thread or task), kernel calls that would compile raise ``NotCompiled`` instead;
+    compilations in Numba's on-disk cache are loaded as usual."""
+    token = _cached_only.set(True)
+    try:
+        yield
+    finally:
+        _cached_only.reset(token)
+
+
+def _load_or_refuse(dispatcher, name):
+    """A replacement of ``dispatcher.compile``, which Numba calls only when no compiled version matches the call:
+    inside ``cached_only()``, what ``Dispatcher.compile`` does when the on-disk cache has the signature, else
+    ``NotCompiled``."""
+    compile_ = dispatcher.compile
+
+    def load_or_refuse(signature):
+        if not _cached_only.get():
+            return compile_(signature)
+        args, _ = sigutils.normalize_signature(signature)
+        if tuple(args) in dispatcher.overloads:
+            return compile_(signature)
+        with global_compiler_lock:
+            cres = dispatcher._cache.load_overload(signature, dispatcher.targetctx)
+            if cres is None:
+                raise NotCompiled(name, tuple(args))
+            dispatcher._cache_hits[signature] += 1
+            dispatcher.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+            dispatcher.add_overload(cres)
+            return cres.entry_point
+
+    dispatcher.compile = load_or_refuse
+
+
+_KERNELS = {}
+
+
+def compile_kernel(kernel, signature):
+    """Compile ``kernel`` (a ``NotCompiled.kernel``) for ``signature`` into Numba's on-disk cache, unless it is
+    there already; for a process that compiles on behalf of another."""
+    with cached_only():
+        try:
+            _KERNELS[kernel].compile(signature)
+            return
+        except NotCompiled:
+            pass
+    _KERNELS[kernel].compile(signature)
+
+
 class _SerialAndParallel:
     """One kernel body compiled twice, with ``parallel=True`` and serial (``prange`` is ``range`` there), as umap's
     layouts.py does; a call picks by the amount of work. Both write the same per-block partials, so the result is
@@ -93,6 +161,10 @@ class _SerialAndParallel:
                                    function.__defaults__, function.__closure__)
         clone.__qualname__ = function.__qualname__ + "_serial"
         self.serial = njit(cache=True)(clone)
+        for dispatcher, variant in ((self.parallel, "parallel"), (self.serial, "serial")):
+            name = f"{function.__name__}.{variant}"
+            _load_or_refuse(dispatcher, name)
+            _KERNELS[name] = dispatcher
 
     def __call__(self, work, *args):
         return (self.parallel if work >= PARALLEL_WORK else self.serial)(*args)
