@@ -66,9 +66,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         The number of EM iterations to perform at most.
     n_init : int, default=1
         The number of initialisations; the one with the largest lower bound is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', 'ward'}, default='kmeans'
         How the weights, means and precisions are initialised: responsibilities from k-means, k-means++ seeds,
-        random responsibilities, or randomly chosen data points as means.
+        random responsibilities, or randomly chosen data points as means, as in scikit-learn; or (fastgmm only)
+        Ward's agglomerative clustering cut into ``n_components`` clusters, mclust's kind of start: deterministic
+        up to 2000 rows, else built on 2000 rows drawn from ``random_state``.
     weights_init : array-like of shape (n_components,), default=None
         Initial weights; None to use ``init_params``.
     means_init : array-like of shape (n_components, n_features), default=None
@@ -163,7 +165,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "reg_covar": [Interval(Real, 0.0, None, closed="left")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++"})],
+        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++", "ward"})],
         "weights_init": ["array-like", None],
         "means_init": ["array-like", None],
         "precisions_init": ["array-like", None],

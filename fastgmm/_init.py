@@ -13,6 +13,7 @@ import numpy as np
 
 from ._data import statistics_block_size
 from ._kmeans import kmeans_labels, kmeans_plusplus
+from ._ward import ward_labels
 from .kernels.numpy_ import responsibility_moments
 from ._model import (
     NK_EPS,
@@ -62,24 +63,26 @@ def _hard_labels(source, backend, n_components, init_params, random_state):
     ``shared_initial_labels``)."""
     memo = _shared_labels.get()
     if memo is None:
-        return _draw_hard_labels(source, backend, n_components, init_params, random_state)
+        return _draw_hard_labels(source, backend, n_components, init_params, random_state, None)
     _, key, pos, has_gauss, cached = random_state.get_state()
     memo_key = (id(source.X), id(source.sample_weight), n_components, init_params, backend.NAME, key.tobytes(), pos,
                 has_gauss, cached)
     entry = memo.get(memo_key)
     # The entry holds the arrays themselves, so their ids cannot be reused by other arrays while it lives.
     if entry is None or entry[0] is not source.X or entry[1] is not source.sample_weight:
-        labels = _draw_hard_labels(source, backend, n_components, init_params, random_state)
+        labels = _draw_hard_labels(source, backend, n_components, init_params, random_state, memo)
         entry = memo[memo_key] = (source.X, source.sample_weight, labels, random_state.get_state())
     random_state.set_state(entry[3])
     return entry[2]
 
 
-def _draw_hard_labels(source, backend, n_components, init_params, random_state):
+def _draw_hard_labels(source, backend, n_components, init_params, random_state, memo):
     weights = source.sample_weight
     n_samples = source.n_samples
     if init_params == "kmeans":
         return kmeans_labels(source, backend, n_components, random_state)
+    if init_params == "ward":
+        return ward_labels(source, n_components, random_state, memo)
     if init_params == "k-means++":
         indices = kmeans_plusplus(source, backend, n_components, random_state)
     else:  # random_from_data
@@ -120,7 +123,7 @@ def initial_parameters(
     n_components : int
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
     reg_covar : float
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', 'ward'}
     random_state : numpy.random.RandomState
         Drawn from exactly as scikit-learn draws.
     weights_init, means_init, precisions_init : validated float64 arrays or None

