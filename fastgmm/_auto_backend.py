@@ -12,7 +12,7 @@ kernels, else 'cython'.
 from contextlib import ExitStack, contextmanager
 
 from . import _background_compile
-from .kernels import KERNEL_FUNCTIONS
+from .kernels import KERNEL_FUNCTIONS, OPTIONAL_KERNEL_FUNCTIONS
 
 
 class AutoBackend:
@@ -29,8 +29,9 @@ class AutoBackend:
         self._cython = cython
         self._served = {}  # kernel function name -> the module that serves it from now on
         self.PARALLEL_WORK = numba.PARALLEL_WORK
-        for name in KERNEL_FUNCTIONS:
-            setattr(self, name, self._routed(name))
+        for name in KERNEL_FUNCTIONS + OPTIONAL_KERNEL_FUNCTIONS:
+            if hasattr(numba, name):
+                setattr(self, name, self._routed(name))
 
     @property
     def NAME(self):  # noqa: N802 - the attribute every backend module has
@@ -39,13 +40,14 @@ class AutoBackend:
 
     def _routed(self, name):
         numba_function = getattr(self._numba, name)
-        cython_function = getattr(self._cython, name)
+        # An optional function Cython lacks declines the call.
+        cython_function = getattr(self._cython, name, lambda *args, **kwargs: None)
 
-        def call(*args):
+        def call(*args, **kwargs):
             if self._served.get(name) is not self._cython:
                 try:
                     with self._numba.cached_only():
-                        result = numba_function(*args)
+                        result = numba_function(*args, **kwargs)
                     self._served[name] = self._numba
                     return result
                 except self._numba.NotCompiled as missing:
@@ -53,7 +55,7 @@ class AutoBackend:
                     # argument does so in its single kernel call.
                     _background_compile.request(missing.kernel, missing.signature)
                     self._served[name] = self._cython
-            return cython_function(*args)
+            return cython_function(*args, **kwargs)
 
         call.__name__ = call.__qualname__ = name
         call.__doc__ = f"``{name}`` of Numba's kernels if compiled for these arguments, else of Cython's."

@@ -22,7 +22,9 @@ scikit-learn step for step.
 
 import numpy as np
 
-from ._model import MixtureParameters, estimate_moments, precision_cholesky_from_covariances, try_precision_cholesky
+from ._model import (
+    NK_EPS, MixtureParameters, estimate_moments, precision_cholesky_from_covariances, try_precision_cholesky,
+)
 
 # A component with N_k below this fraction of the total sample weight is collapsed.
 COLLAPSED_WEIGHT = 1e-12
@@ -35,6 +37,10 @@ _ROUNDING = 4 * np.finfo(np.float64).eps
 # The first ridge tried on a singular pooled covariance, relative to its mean variance; raised tenfold until the
 # Cholesky factorisation succeeds.
 _RIDGE = 1e-6
+
+
+# What a backend's fused EM iterations (``em_iterations``) need to hand an M-step back to ``m_step``'s policy.
+FUSED_LIMITS = {"nk_eps": NK_EPS, "collapsed_weight": COLLAPSED_WEIGHT, "rounding": _ROUNDING}
 
 
 class ComponentCollapseWarning(UserWarning):

@@ -81,6 +81,15 @@ class ArraySource(RowsOfX):
         """One pass: the log-likelihood under ``params`` and the statistics for the next M-step."""
         return array_statistics(backend, params, self.X, self.sample_weight)
 
+    def em_iterations(self, backend, params, **settings):
+        """Several EM iterations in one call of the backend's ``em_iterations`` (see
+        ``fastgmm.kernels.numba_.em_iterations``), or None when the backend has none or does not take this X."""
+        run = getattr(backend, "em_iterations", None)
+        if run is None:
+            return None
+        return run(self.X, self.sample_weight, params.covariance_type, params.weights, params.means,
+                   params.precisions_cholesky, statistics_block_size(self.n_samples), **settings)
+
     def rows(self, indices):
         """In-memory ``(X[indices], sample_weight[indices])`` for sorted row indices."""
         return np.asarray(self.X[indices]), None if self.sample_weight is None else self.sample_weight[indices]

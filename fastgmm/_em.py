@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
-from ._collapse import m_step
+from ._collapse import FUSED_LIMITS, m_step
+from ._model import MixtureParameters, Statistics
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,37 @@ def run_em(source, backend, params, *, reg_covar, tol, max_iter, lower_bound=-ma
     """
     if max_iter == 0:
         return EMResult(params, -math.inf, [], False, 0)
+    fused = getattr(source, "em_iterations", None) if on_iteration is None else None
     lower_bounds = []
     reseeded = []
     converged = False
-    for n_iter in range(1, max_iter + 1):
+    n_iter = 0
+    while n_iter < max_iter:
         previous = lower_bound
-        stats = source.statistics(backend, params)
+        run = None if fused is None else fused(backend, params, reg_covar=reg_covar, tol=tol,
+                                                max_iter=max_iter - n_iter, lower_bound=lower_bound, **FUSED_LIMITS)
+        if run is None:
+            fused = None  # not taken for this source and backend: not asked again
+            stats = source.statistics(backend, params)
+        else:
+            # Iterations made in one compiled call, with the same E-step and M-step; it hands back the statistics
+            # of an iteration whose M-step needs the collapse policy.
+            bounds = run["lower_bounds"]
+            if run["params"] is not None:
+                params = MixtureParameters(params.covariance_type, *run["params"])
+            if run["statistics"] is None:
+                lower_bounds += bounds
+                n_iter += len(bounds)
+                lower_bound = bounds[-1]
+                converged = run["converged"]
+                if converged:
+                    break
+                continue
+            lower_bounds += bounds[:-1]
+            n_iter += len(bounds) - 1
+            previous = bounds[-2] if len(bounds) > 1 else previous
+            stats = Statistics(*run["statistics"])
+        n_iter += 1
         lower_bound = stats.mean_log_likelihood
         params, count, moved = m_step(
             stats, params.covariance_type, reg_covar, partial(source.worst_explained, backend, params)

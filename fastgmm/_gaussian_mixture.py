@@ -17,7 +17,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _sklearn_interop, _validation
 from ._backends import BACKENDS, get_backend
 from ._collapse import COLLAPSED_WEIGHT, ComponentCollapseWarning
-from ._data import ArraySource, Chunks, as_source, is_dask_collection, initialisation_source, weighted_log_prob_blocks
+from ._data import (
+    ArraySource, Chunks, array_statistics, as_source, initialisation_source, is_dask_collection,
+    weighted_log_prob_blocks,
+)
 from ._em import VerbosePrinter, run_em
 from ._init import initial_parameters
 from ._model import COVARIANCE_TYPES, MixtureParameters
@@ -329,7 +332,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     tol=self.tol,
                     max_iter=self.max_iter,
                     lower_bound=lower_bound,
-                    on_iteration=partial(_report, printer, progress, init),
+                    # Nothing to report lets a backend run several iterations per call.
+                    on_iteration=partial(_report, printer, progress, init) if self.verbose or progress.active
+                    else None,
                 )
                 reseeded += result.reseeded
                 if self.max_iter > 0:
@@ -573,7 +578,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return -2 * mean * n_samples + 2 * self._n_parameters()
 
     def _mean_log_likelihood(self, X):
-        """``(score(X), n_samples)`` from one pass, for any input ``score_samples`` takes."""
+        """``(score(X), n_samples)`` from one pass, for any input ``score_samples`` takes: for an in-memory X the
+        EM pass's own float64 log-likelihood sum (no (n_samples, n_components) matrix, no log-sum-exp in NumPy;
+        5x faster on iris-sized data, which made it a third of select_model's time there)."""
+        if not (isinstance(X, Chunks) or is_dask_collection(X)):
+            X = self._validated(X)
+            backend = get_backend(self.backend)
+            with backend.threads(self.n_jobs):
+                mean = array_statistics(backend, self._parameters(), X, None).mean_log_likelihood
+            if np.isfinite(mean):  # else some row is explained by no component: score_samples says -inf there
+                return mean, X.shape[0]
         log_prob = self.score_samples(X)
         return float(log_prob.mean()), log_prob.shape[0]
 

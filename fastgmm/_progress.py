@@ -34,6 +34,11 @@ class Progress:
             self.bar = tqdm(total=n_init * max_iter, desc="EM", unit="it", delay=DELAY, leave=False, file=sys.stderr,
                             mininterval=MININTERVAL)
 
+    @property
+    def active(self):
+        """Whether anything is reported per iteration (a bar or a callback)."""
+        return self.bar is not None or self.callback is not None
+
     def iteration(self, init, n_iter, lower_bound, change):
         if self.bar is not None:
             self.bar.set_postfix(lower_bound=f"{lower_bound:.6g}", init=init, refresh=False)

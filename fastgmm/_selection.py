@@ -1,6 +1,7 @@
 """Model selection: fit every (number of components, covariance type) pair and keep the best by BIC or AIC, as
 mclust's ``Mclust()`` does for R users."""
 
+import copy
 import math
 import time
 import warnings
@@ -120,6 +121,8 @@ def _fit_pairs(starts, X, sample_weight, n_components, covariance_type, criterio
     """Fit every pair in order from each start (estimators differing in their initialisation only): the table's
     rows, and the best model (None when every fit failed)."""
     rows, best, best_value = [], None, math.inf
+    # What clone(template) does, without its signature inspection per estimator (a tenth of an iris fit's time).
+    settings = [template.get_params(deep=False) for template in starts]
     for k in n_components:
         for cov in covariance_type:
             start = time.perf_counter()
@@ -127,8 +130,10 @@ def _fit_pairs(starts, X, sample_weight, n_components, covariance_type, criterio
                    "n_parameters": 0, "n_iter": 0, "converged": False, "init_params": "", "seconds": 0.0,
                    "error": ""}
             model = None
-            for template in starts:
-                candidate = clone(template).set_params(n_components=k, covariance_type=cov)
+            for params in settings:
+                candidate = GaussianMixture(**{name: copy.deepcopy(value) for name, value in params.items()
+                                               if name not in ("n_components", "covariance_type")},
+                                            n_components=k, covariance_type=cov)
                 try:
                     with warnings.catch_warnings():
                         # One warning per pair would drown the table; the table says which did not converge.

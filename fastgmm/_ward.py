@@ -31,7 +31,7 @@ def ward_labels(source, n_components, random_state, memo=None):
     -------
     labels : ndarray of int32, shape (n_samples,)
     """
-    from scipy.cluster.hierarchy import cut_tree, ward
+    from scipy.cluster.hierarchy import cut_tree, fcluster, ward
 
     weights = source.sample_weight
     rows = np.arange(source.n_samples) if weights is None else np.flatnonzero(weights > 0)
@@ -49,6 +49,12 @@ def ward_labels(source, n_components, random_state, memo=None):
         entry = (source.X, tree)
         if memo is not None:
             memo[key] = entry
+    tree = entry[1]
+    # fcluster cuts at a height (C, microseconds); merges at tied heights can leave it fewer clusters, where
+    # cut_tree (Python, ~20 ms for 150 rows) cuts by merge count.
+    cut = fcluster(tree, n_components, criterion="maxclust") - 1
+    if cut.max() + 1 != n_components:
+        cut = cut_tree(tree, n_clusters=[n_components])[:, 0]
     labels = np.full(source.n_samples, -1, dtype=np.int32)
-    labels[rows] = cut_tree(entry[1], n_clusters=[n_components])[:, 0]
+    labels[rows] = cut
     return labels

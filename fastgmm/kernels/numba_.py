@@ -824,3 +824,290 @@ def label_statistics(X, sample_weight, labels, shift, covariance_type, block_siz
     shapes = [(n_components,), (n_components, n_features), s2_block_shape(cov, n_components, n_features)]
     nk, s1, s2 = reduce_in_rounds(fill, X.shape[0], block_size, shapes, get_num_threads())
     return nk, s1, finish_s2(s2, covariance_type)
+
+
+# ------------------------------------------------------------------------------------------- EM iterations, fused
+
+# Returned by ``_em_iterations``: why it stopped.
+_RAN_ALL, _CONVERGED, _NEEDS_POLICY = 0, 1, 2
+
+
+@njit(cache=True)
+def _precision_factor(C, L, Uk):
+    """``Uk = L^-T`` with ``C = L L^T`` (the upper factor of the precision, as ``fastgmm._model`` computes it by
+    LAPACK); False when C is not positive definite. ``Uk`` is written upper, zero below."""
+    D = C.shape[0]
+    for j in range(D):
+        s = C[j, j]
+        for k in range(j):
+            s -= L[j, k] * L[j, k]
+        if not (s > 0.0) or not np.isfinite(s):
+            return False
+        L[j, j] = math.sqrt(s)
+        for i in range(j + 1, D):
+            t = C[i, j]
+            for k in range(j):
+                t -= L[i, k] * L[j, k]
+            L[i, j] = t / L[j, j]
+    # M = L^-1 (lower), column by column; Uk = M^T.
+    for j in range(D):
+        for i in range(D):
+            Uk[i, j] = 0.0
+    for j in range(D):
+        Uk[j, j] = 1.0 / L[j, j]
+        for i in range(j + 1, D):
+            t = 0.0
+            for k in range(j, i):
+                t -= L[i, k] * Uk[j, k]
+            Uk[j, i] = t / L[i, i]
+    return True
+
+
+@njit(cache=True)
+def _m_step_fused(cov, nk, s1, s2, shift, total_weight, reg_covar, nk_eps, collapsed_weight, rounding, weights,
+                  means, covariances, U, log_const, L, scratch):
+    """``fastgmm._model.estimate_moments`` and the precision factors from summed statistics (s2 in the kernels'
+    block layout, upper triangle); False, with the outputs undefined, where ``fastgmm._collapse``'s policy must
+    decide instead: a component below ``collapsed_weight`` of the total weight, a covariance not positive definite
+    or at the rounding level of its mean, statistics not finite."""
+    K, D = shift.shape
+    n_eff_total = 0.0
+    for k in range(K):
+        n_eff_total += nk[k] + nk_eps
+        if not (nk[k] >= collapsed_weight * total_weight):
+            return False
+    for k in range(K):
+        for i in range(D):
+            if not np.isfinite(s1[k, i]):
+                return False
+    for v in s2.ravel():
+        if not np.isfinite(v):
+            return False
+    delta = scratch
+    for k in range(K):
+        n_eff = nk[k] + nk_eps
+        weights[k] = n_eff / n_eff_total
+        for i in range(D):
+            delta[k, i] = s1[k, i] / n_eff
+            means[k, i] = shift[k, i] + delta[k, i]
+    if cov == FULL or cov == TIED:
+        if cov == TIED:
+            for i in range(D):
+                for j in range(D):
+                    covariances[0, i, j] = 0.0
+        for k in range(K):
+            n_eff = nk[k] + nk_eps
+            correction = (2.0 * n_eff - nk[k]) / n_eff
+            for i in range(D):
+                for j in range(i, D):
+                    if cov == FULL:
+                        c = s2[k, i, j] / n_eff - correction * delta[k, i] * delta[k, j]
+                        covariances[k, i, j] = c
+                        covariances[k, j, i] = c
+                    else:
+                        c = covariances[0, i, j] - correction * n_eff * delta[k, i] * delta[k, j]
+                        covariances[0, i, j] = c
+        n_cov = K if cov == FULL else 1
+        for c in range(n_cov):
+            for i in range(D):
+                for j in range(i, D):
+                    v = covariances[c, i, j]
+                    if cov == TIED:
+                        v = (s2[0, i, j] + v) / n_eff_total
+                    if i == j:
+                        v += reg_covar
+                    covariances[c, i, j] = v
+                    covariances[c, j, i] = v
+            if not _precision_factor(covariances[c], L, U[c]):
+                return False
+        for c in range(n_cov):
+            floor = 0.0
+            first, last = (0, K) if cov == TIED else (c, c + 1)
+            for k in range(first, last):
+                for i in range(D):
+                    floor = max(floor, rounding * abs(means[k, i]))
+            largest = 0.0
+            for i in range(D):
+                largest = max(largest, U[c, i, i] * U[c, i, i])
+            if 1.0 / largest <= floor * floor:
+                return False
+    else:
+        for k in range(K):
+            n_eff = nk[k] + nk_eps
+            correction = (2.0 * n_eff - nk[k]) / n_eff
+            floor = 0.0
+            for i in range(D):
+                floor = max(floor, rounding * abs(means[k, i]))
+            floor *= floor
+            total = 0.0
+            for i in range(D):
+                v = s2[k, i, 0] / n_eff - correction * delta[k, i] * delta[k, i]
+                if cov == DIAG:
+                    v += reg_covar
+                    if not (v > 0.0) or not np.isfinite(v) or v <= floor:
+                        return False
+                    covariances[k, i, 0] = v
+                    U[k, i, 0] = 1.0 / math.sqrt(v)
+                else:
+                    total += s2[k, i, 0]
+            if cov == SPHERICAL:
+                d2 = 0.0
+                for i in range(D):
+                    d2 += delta[k, i] * delta[k, i]
+                v = (total / n_eff - correction * d2) / D + reg_covar
+                if not (v > 0.0) or not np.isfinite(v) or v <= floor:
+                    return False
+                covariances[k, 0, 0] = v
+                U[k, 0, 0] = 1.0 / math.sqrt(v)
+    half_log_2pi = 0.5 * D * math.log(2.0 * math.pi)
+    for k in range(K):
+        c = 0 if cov == TIED else k
+        log_det = 0.0
+        if cov == FULL or cov == TIED:
+            for i in range(D):
+                log_det += math.log(U[c, i, i])
+        elif cov == DIAG:
+            for i in range(D):
+                log_det += math.log(U[k, i, 0])
+        else:
+            log_det = D * math.log(U[k, 0, 0])
+        log_const[k] = math.log(weights[k]) + log_det - half_log_2pi
+    return True
+
+
+_accumulate_serial = _accumulate.serial
+
+
+@njit(cache=True)
+def _em_iterations(X, w, weighted, cov, means, U, log_const, block_size, stages, features, reg_covar, nk_eps,
+                   collapsed_weight, rounding, tol, max_iter, previous, n_blocks_, lower_bounds, weights, covariances,
+                   stats_nk, stats_s1, stats_s2, ll_tw_out):
+    """Up to ``max_iter`` EM iterations in one call, the E-step by the serial ``_accumulate`` (same blocks, partials
+    summed in block order). ``means``, ``U``, ``log_const`` are updated in place, with ``weights`` and
+    ``covariances`` (kernel layouts). Returns ``(iterations, why)``: ``_RAN_ALL``, ``_CONVERGED`` (the change of
+    the lower bound below ``tol``), or ``_NEEDS_POLICY``, when the last iteration's M-step is for
+    ``fastgmm._collapse`` to make: its statistics are then in ``stats_*`` and ``ll_tw_out``, taken about
+    ``means``, which hold that iteration's parameters still."""
+    n_samples, n_features = X.shape
+    K = means.shape[0]
+    ll_tw = np.zeros((n_blocks_, 2))
+    nk = np.zeros((n_blocks_, K))
+    s1 = np.zeros((n_blocks_, K, n_features))
+    s2 = np.zeros((n_blocks_,) + stats_s2.shape)
+    new_means = np.empty_like(means)
+    new_U = np.empty_like(U)
+    new_log_const = np.empty_like(log_const)
+    new_weights = np.empty_like(weights)
+    new_covariances = np.empty_like(covariances)
+    L = np.zeros((n_features, n_features))
+    scratch = np.empty((K, n_features))
+    for it in range(max_iter):
+        ll_tw[:] = 0.0
+        nk[:] = 0.0
+        s1[:] = 0.0
+        s2[:] = 0.0
+        _accumulate_serial(X, w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features)
+        ll_tw_out[:] = 0.0
+        stats_nk[:] = 0.0
+        stats_s1[:] = 0.0
+        stats_s2[:] = 0.0
+        for b in range(n_blocks_):
+            ll_tw_out[0, 0] += ll_tw[b, 0]
+            ll_tw_out[0, 1] += ll_tw[b, 1]
+            stats_nk += nk[b]
+            stats_s1 += s1[b]
+            stats_s2 += s2[b]
+        lower_bound = ll_tw_out[0, 0] / ll_tw_out[0, 1]
+        lower_bounds[it] = lower_bound
+        if not _m_step_fused(cov, stats_nk, stats_s1, stats_s2, means, ll_tw_out[0, 1], reg_covar, nk_eps,
+                             collapsed_weight, rounding, new_weights, new_means, new_covariances, new_U,
+                             new_log_const, L, scratch):
+            return it + 1, _NEEDS_POLICY
+        weights[:] = new_weights
+        covariances[:] = new_covariances
+        means[:] = new_means
+        U[:] = new_U
+        log_const[:] = new_log_const
+        change = lower_bound - previous
+        previous = lower_bound
+        if abs(change) < tol:
+            return it + 1, _CONVERGED
+    return max_iter, _RAN_ALL
+
+
+_load_or_refuse(_em_iterations, "_em_iterations")
+_KERNELS["_em_iterations"] = _em_iterations
+
+
+@_one_launch_at_a_time
+def em_iterations(X, sample_weight, covariance_type, weights, means, precisions_cholesky, block_size, *, reg_covar,
+                  tol, max_iter, lower_bound, nk_eps, collapsed_weight, rounding):
+    """Up to ``max_iter`` EM iterations in one compiled call, for data small enough for the serial kernels (None
+    otherwise: each iteration then goes through Python, with parallel kernels).
+
+    The M-step is ``fastgmm._model.estimate_moments`` with the precision factors; the call stops at the first
+    iteration whose M-step needs ``fastgmm._collapse``'s policy (a component below ``collapsed_weight`` of the
+    weight, a covariance not positive definite or at the ``rounding`` level of its mean), and returns its
+    statistics for the caller to decide.
+
+    Returns
+    -------
+    None or dict
+        ``lower_bounds`` (one per iteration run), ``converged`` (the last change below ``tol``), ``params``
+        ``(weights, means, covariances, precisions_cholesky)`` in the reference layouts after the last M-step made
+        here, and ``statistics`` ``(log_likelihood, total_weight, nk, s1, s2, shift)`` of the iteration left to the
+        caller's M-step, or None.
+    """
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    if n_samples * n_components * (n_features + 1) ** 2 >= PARALLEL_WORK or max_iter < 1:
+        return None
+    cov = CODES[covariance_type]
+    means = np.array(means, dtype=np.float64, order="C")
+    U = as_3d(covariance_type, precisions_cholesky, n_components, n_features).copy()
+    with np.errstate(divide="ignore"):
+        log_const = np.log(np.asarray(weights, dtype=np.float64)) + _log_det(cov, U, n_features)
+    log_const -= 0.5 * n_features * math.log(2 * math.pi)
+    weighted = sample_weight is not None
+    shape = s2_block_shape(cov, n_components, n_features)
+    cov_shape = {FULL: shape, TIED: shape, DIAG: shape, SPHERICAL: (n_components, 1, 1)}[cov]
+    lower_bounds = np.empty(max_iter)
+    new_weights = np.empty(n_components)
+    covariances = np.empty(cov_shape)
+    nk, s1, s2 = np.empty(n_components), np.empty((n_components, n_features)), np.empty(shape)
+    ll_tw = np.zeros((1, 2))
+    ran, why = _em_iterations(
+        X, sample_weight if weighted else np.empty(0), weighted, cov, means, U, log_const, block_size,
+        staged_components(n_components, n_features, TILE), _static(cov, n_features), float(reg_covar), nk_eps,
+        collapsed_weight, rounding, float(tol), int(max_iter), float(lower_bound), n_blocks(n_samples, block_size),
+        lower_bounds, new_weights, covariances, nk, s1, s2, ll_tw,
+    )
+    made = ran - (why == _NEEDS_POLICY)
+    params = None
+    if made > 0:
+        params = (new_weights, means, _reference_covariances(covariances, covariance_type),
+                  _reference_covariances(U, covariance_type))
+    statistics = None
+    if why == _NEEDS_POLICY:
+        statistics = (float(ll_tw[0, 0]), float(ll_tw[0, 1]), nk, s1, finish_s2(s2, covariance_type), means)
+    return {"lower_bounds": lower_bounds[:ran].tolist(), "converged": why == _CONVERGED, "params": params,
+            "statistics": statistics}
+
+
+def _log_det(cov, U, n_features):
+    if cov == FULL or cov == TIED:
+        return np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
+    if cov == DIAG:
+        return np.log(U[:, :, 0]).sum(axis=1)
+    return n_features * np.log(U[:, 0, 0])
+
+
+def _reference_covariances(array, covariance_type):
+    """Kernel layout (``as_3d``) -> the attribute's layout."""
+    if covariance_type == "tied":
+        return array[0]
+    if covariance_type == "diag":
+        return array[:, :, 0]
+    if covariance_type == "spherical":
+        return array[:, 0, 0]
+    return array
