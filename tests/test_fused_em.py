@@ -1,5 +1,5 @@
-"""The Numba backend's fused EM iterations (``em_iterations``: several iterations per compiled call, for data small
-enough for the serial kernels) against the Python loop of ``fastgmm._em`` over the same kernels, which a fit runs
+"""The Numba backend's fused EM iterations (``em_iterations``: several iterations per compiled call, whenever the
+per-block partials fit in memory at once) against the Python loop of ``fastgmm._em`` over the same kernels, which a fit runs
 when it reports every iteration (a callback here): the same iterations, the same models to rounding, the same hand-
 over to the collapse policy."""
 
@@ -81,7 +81,32 @@ def test_collapse_is_handed_to_the_policy(covariance_type, fused_calls):
     _assert_same(fused, looped)
 
 
-def test_large_data_is_declined(fused_calls):
-    X = np.random.RandomState(0).normal(size=(numba_.PARALLEL_WORK // 16 + 1, 3))
-    GaussianMixture(2, backend="numba", max_iter=2, tol=0, random_state=0, init_params="random_from_data").fit(X)
+def test_large_data_runs_the_parallel_pass_at_any_thread_count(fused_calls):
+    X = make_blobs(numba_.PARALLEL_WORK // 16 + 1, 3, 2, seed=3)
+    params = dict(n_components=2, max_iter=4, tol=0, random_state=0, init_params="random_from_data")
+    fused, looped = _both(X, **params)
+    assert fused_calls == [True]
+    _assert_same(fused, looped)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = GaussianMixture(backend="numba", n_jobs=1, **params).fit(X)
+    np.testing.assert_array_equal(one.means_, fused.means_)
+    assert one.lower_bounds_ == fused.lower_bounds_
+
+
+def test_partials_beyond_the_memory_bound_are_declined(monkeypatch, fused_calls):
+    from fastgmm.kernels import _layout
+
+    monkeypatch.setattr(_layout, "PARTIALS_BYTES", 1)
+    GaussianMixture(2, backend="numba", max_iter=2, tol=0, random_state=0).fit(make_blobs(300, 2, 2))
     assert fused_calls == [False]
+
+
+def test_a_long_fit_returns_to_python_between_calls(monkeypatch, fused_calls):
+    # Ctrl-C reaches Python only between calls (tests/test_robustness.py interrupts a real fit).
+    X = make_blobs(300, 2, 2)
+    work = len(X) * 2 * 3**2
+    monkeypatch.setattr(numba_, "FUSED_CALL_WORK", 5 * work)
+    fused, looped = _both(X, n_components=2, max_iter=23, tol=0, random_state=0)
+    assert fused_calls == [True] * 5  # 5 + 5 + 5 + 5 + 3 iterations
+    _assert_same(fused, looped)

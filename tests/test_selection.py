@@ -193,6 +193,9 @@ def test_ward_labels_cut_the_tree_and_sample_large_data():
     again = _ward.ward_labels(as_source(big), 4, np.random.RandomState(1))
     np.testing.assert_array_equal(first, again)
     assert np.count_nonzero(first >= 0) == _ward.WARD_SAMPLE and set(first[first >= 0]) == {0, 1, 2, 3}
+    # Ties: four identical rows merge at height 0, where a cut by height finds one cluster, not three.
+    ties = np.vstack([np.zeros((4, 2)), [[10.0, 0.0]]])
+    assert sorted(np.bincount(_ward.ward_labels(as_source(ties), 3, rng))) == [1, 1, 3]
     weights = np.zeros(len(X))
     weights[:2] = 1
     with pytest.raises(ValueError, match="at least n_components samples with non-zero sample_weight"):

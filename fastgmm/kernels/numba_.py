@@ -40,6 +40,7 @@ from ._layout import (
     CODES, DIAG, FULL, SPHERICAL, TIED, as_3d, finish_s2, n_blocks, reduce_in_rounds, s2_block_shape, staged_components,
     sum_in_order,
 )
+from . import _layout
 
 if config.DISABLE_JIT:
     # The kernels would run as interpreted Python, hundreds of times slower than the NumPy reference.
@@ -828,6 +829,10 @@ def label_statistics(X, sample_weight, labels, shift, covariance_type, block_siz
 
 # ------------------------------------------------------------------------------------------- EM iterations, fused
 
+# Work (as estimated for PARALLEL_WORK) of one call of fused iterations at most: about 0.1 s here (iris, K=3,
+# full: 13 us per iteration of 11,250), so that Ctrl-C interrupts a long fit within a fraction of a second.
+FUSED_CALL_WORK = 100_000_000
+
 # Returned by ``_em_iterations``: why it stopped.
 _RAN_ALL, _CONVERGED, _NEEDS_POLICY = 0, 1, 2
 
@@ -975,15 +980,11 @@ def _m_step_fused(cov, nk, s1, s2, shift, total_weight, reg_covar, nk_eps, colla
     return True
 
 
-_accumulate_serial = _accumulate.serial
-
-
-@njit(cache=True)
 def _em_iterations(X, w, weighted, cov, means, U, log_const, block_size, stages, features, reg_covar, nk_eps,
                    collapsed_weight, rounding, tol, max_iter, previous, n_blocks_, lower_bounds, weights, covariances,
                    stats_nk, stats_s1, stats_s2, ll_tw_out):
-    """Up to ``max_iter`` EM iterations in one call, the E-step by the serial ``_accumulate`` (same blocks, partials
-    summed in block order). ``means``, ``U``, ``log_const`` are updated in place, with ``weights`` and
+    """Up to ``max_iter`` EM iterations in one call, the E-step by ``_accumulate_step`` (a compilation of
+    ``_accumulate``, see ``_bound_to``; the same blocks, partials summed in block order). ``means``, ``U``, ``log_const`` are updated in place, with ``weights`` and
     ``covariances`` (kernel layouts). Returns ``(iterations, why)``: ``_RAN_ALL``, ``_CONVERGED`` (the change of
     the lower bound below ``tol``), or ``_NEEDS_POLICY``, when the last iteration's M-step is for
     ``fastgmm._collapse`` to make: its statistics are then in ``stats_*`` and ``ll_tw_out``, taken about
@@ -1006,7 +1007,7 @@ def _em_iterations(X, w, weighted, cov, means, U, log_const, block_size, stages,
         nk[:] = 0.0
         s1[:] = 0.0
         s2[:] = 0.0
-        _accumulate_serial(X, w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features)
+        _accumulate_step(X, w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features)
         ll_tw_out[:] = 0.0
         stats_nk[:] = 0.0
         stats_s1[:] = 0.0
@@ -1035,15 +1036,31 @@ def _em_iterations(X, w, weighted, cov, means, U, log_const, block_size, stages,
     return max_iter, _RAN_ALL
 
 
-_load_or_refuse(_em_iterations, "_em_iterations")
-_KERNELS["_em_iterations"] = _em_iterations
+def _bound_to(function, variant, step):
+    """``function`` compiled with ``_accumulate_step`` bound to ``step`` (its own qualname: its own cache entry)."""
+    namespace = dict(function.__globals__, _accumulate_step=step)
+    clone = types.FunctionType(function.__code__, namespace, f"{function.__name__}_{variant}", function.__defaults__,
+                               function.__closure__)
+    clone.__qualname__ = f"{function.__qualname__}_{variant}"
+    dispatcher = njit(cache=True)(clone)
+    name = f"{function.__name__}.{variant}"
+    _load_or_refuse(dispatcher, name)
+    _KERNELS[name] = dispatcher
+    return dispatcher
+
+
+# The E-step of a fused call runs serial or parallel by the same rule as a single pass (``PARALLEL_WORK``).
+_em_iterations_serial = _bound_to(_em_iterations, "serial", _accumulate.serial)
+_em_iterations_parallel = _bound_to(_em_iterations, "parallel", _accumulate.parallel)
 
 
 @_one_launch_at_a_time
 def em_iterations(X, sample_weight, covariance_type, weights, means, precisions_cholesky, block_size, *, reg_covar,
                   tol, max_iter, lower_bound, nk_eps, collapsed_weight, rounding):
-    """Up to ``max_iter`` EM iterations in one compiled call, for data small enough for the serial kernels (None
-    otherwise: each iteration then goes through Python, with parallel kernels).
+    """Up to ``max_iter`` EM iterations (fewer, ``FUSED_CALL_WORK`` at most) in one compiled call, for data whose
+    per-block partials fit in ``PARTIALS_BYTES`` at once (None otherwise: each iteration then goes through Python,
+    a round of blocks at a time). The E-step is the serial or the parallel ``_accumulate`` as for a single pass, so the result is the same
+    whatever the thread count.
 
     The M-step is ``fastgmm._model.estimate_moments`` with the precision factors; the call stops at the first
     iteration whose M-step needs ``fastgmm._collapse``'s policy (a component below ``collapsed_weight`` of the
@@ -1060,27 +1077,31 @@ def em_iterations(X, sample_weight, covariance_type, weights, means, precisions_
     """
     n_samples, n_features = X.shape
     n_components = means.shape[0]
-    if n_samples * n_components * (n_features + 1) ** 2 >= PARALLEL_WORK or max_iter < 1:
-        return None
     cov = CODES[covariance_type]
+    shape = s2_block_shape(cov, n_components, n_features)
+    blocks = n_blocks(n_samples, block_size)
+    if max_iter < 1 or 8 * blocks * (3 + n_components * (1 + n_features) + math.prod(shape)) > _layout.PARTIALS_BYTES:
+        return None
+    work = n_samples * n_components * (n_features + 1) ** 2
+    run = _em_iterations_parallel if work >= PARALLEL_WORK else _em_iterations_serial
+    # Python sees a KeyboardInterrupt only between calls: a call does about 0.1 s of work at most.
+    max_iter = max(1, min(max_iter, FUSED_CALL_WORK // work))
     means = np.array(means, dtype=np.float64, order="C")
     U = as_3d(covariance_type, precisions_cholesky, n_components, n_features).copy()
     with np.errstate(divide="ignore"):
         log_const = np.log(np.asarray(weights, dtype=np.float64)) + _log_det(cov, U, n_features)
     log_const -= 0.5 * n_features * math.log(2 * math.pi)
     weighted = sample_weight is not None
-    shape = s2_block_shape(cov, n_components, n_features)
     cov_shape = {FULL: shape, TIED: shape, DIAG: shape, SPHERICAL: (n_components, 1, 1)}[cov]
     lower_bounds = np.empty(max_iter)
     new_weights = np.empty(n_components)
     covariances = np.empty(cov_shape)
     nk, s1, s2 = np.empty(n_components), np.empty((n_components, n_features)), np.empty(shape)
     ll_tw = np.zeros((1, 2))
-    ran, why = _em_iterations(
+    ran, why = run(
         X, sample_weight if weighted else np.empty(0), weighted, cov, means, U, log_const, block_size,
         staged_components(n_components, n_features, TILE), _static(cov, n_features), float(reg_covar), nk_eps,
-        collapsed_weight, rounding, float(tol), int(max_iter), float(lower_bound), n_blocks(n_samples, block_size),
-        lower_bounds, new_weights, covariances, nk, s1, s2, ll_tw,
+        collapsed_weight, rounding, float(tol), int(max_iter), float(lower_bound), blocks, lower_bounds, new_weights, covariances, nk, s1, s2, ll_tw,
     )
     made = ran - (why == _NEEDS_POLICY)
     params = None
