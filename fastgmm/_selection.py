@@ -144,7 +144,8 @@ def _fit_pairs(starts, X, sample_weight, n_components, covariance_type, criterio
                 except ValueError as error:
                     row["error"] = row["error"] or str(error)
                     continue
-                if model is None or value < row[criterion]:
+                # A NaN criterion (a fit gone wrong) never wins against a number.
+                if model is None or value < row[criterion] or (math.isnan(row[criterion]) and not math.isnan(value)):
                     model = candidate
                     row.update({criterion: value, "log_likelihood": log_likelihood,
                                 "n_parameters": candidate._n_parameters(), "n_iter": candidate.n_iter_,
