@@ -15,6 +15,9 @@ from . import _background_compile
 from .kernels import KERNEL_FUNCTIONS, OPTIONAL_KERNEL_FUNCTIONS
 
 
+_DECLINED = object()
+
+
 class AutoBackend:
     """Numba where compiled, else Cython; see the module docstring.
 
@@ -40,11 +43,18 @@ class AutoBackend:
 
     def _routed(self, name):
         numba_function = getattr(self._numba, name)
-        # An optional function Cython lacks declines the call.
-        cython_function = getattr(self._cython, name, lambda *args, **kwargs: None)
+        fallback = self._cython
+        cython_function = getattr(self._cython, name, None)
+        if cython_function is None:
+            # An optional function Cython lacks declines the call (the caller then uses the required ones), and a
+            # declined call ran nothing on Cython: it does not make NAME 'cython'.
+            fallback = _DECLINED
+
+            def cython_function(*args, **kwargs):
+                return None
 
         def call(*args, **kwargs):
-            if self._served.get(name) is not self._cython:
+            if self._served.get(name) is not fallback:
                 try:
                     with self._numba.cached_only():
                         result = numba_function(*args, **kwargs)
@@ -54,7 +64,7 @@ class AutoBackend:
                     # Raised before the kernel wrote anything the caller sees: every wrapper that writes into an
                     # argument does so in its single kernel call.
                     _background_compile.request(missing.kernel, missing.signature)
-                    self._served[name] = self._cython
+                    self._served[name] = fallback
             return cython_function(*args, **kwargs)
 
         call.__name__ = call.__qualname__ = name

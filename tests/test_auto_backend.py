@@ -105,3 +105,14 @@ def test_numba_refuses_to_compile_inside_cached_only():
     assert missing.value.kernel == "_update_closest.serial"
     assert pickle.loads(pickle.dumps(missing.value.signature)) == missing.value.signature
     assert missing.value.kernel in numba_._KERNELS
+
+
+def test_an_optional_kernel_declined_does_not_name_cython(requests):
+    numba, cython, calls = _fake_backends(set(KERNEL_FUNCTIONS))
+    numba.em_iterations = lambda *args, **kwargs: (_ for _ in ()).throw(_Missing("_em_iterations.serial", "sig"))
+    auto = _auto_backend.AutoBackend(numba, cython)
+    assert auto.em_iterations(1, tol=0) is None
+    assert auto.em_iterations(2) is None
+    assert auto.accumulate(1) == "numba"
+    assert auto.NAME == "numba", "a declined optional call made the fit Cython's"
+    assert requests == [("_em_iterations.serial", "sig")]
