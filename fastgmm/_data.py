@@ -87,8 +87,8 @@ class ArraySource(RowsOfX):
         run = getattr(backend, "em_iterations", None)
         if run is None:
             return None
-        return run(self.X, self.sample_weight, params.covariance_type, params.weights, params.means,
-                   params.precisions_cholesky, statistics_block_size(self.n_samples), **settings)
+        return run(self.X, self.sample_weight, *params.kernel_arguments(), statistics_block_size(self.n_samples),
+                   **settings)
 
     def rows(self, indices):
         """In-memory ``(X[indices], sample_weight[indices])`` for sorted row indices."""

@@ -984,7 +984,8 @@ def _em_iterations(X, w, weighted, cov, means, U, log_const, block_size, stages,
                    collapsed_weight, rounding, tol, max_iter, previous, n_blocks_, lower_bounds, weights, covariances,
                    stats_nk, stats_s1, stats_s2, ll_tw_out):
     """Up to ``max_iter`` EM iterations in one call, the E-step by ``_accumulate_step`` (a compilation of
-    ``_accumulate``, see ``_bound_to``; the same blocks, partials summed in block order). ``means``, ``U``, ``log_const`` are updated in place, with ``weights`` and
+    ``_accumulate``, see ``_bound_to``; the same blocks, partials summed in block order). ``means``, ``U``,
+    ``log_const`` are updated in place, with ``weights`` and
     ``covariances`` (kernel layouts). Returns ``(iterations, why)``: ``_RAN_ALL``, ``_CONVERGED`` (the change of
     the lower bound below ``tol``), or ``_NEEDS_POLICY``, when the last iteration's M-step is for
     ``fastgmm._collapse`` to make: its statistics are then in ``stats_*`` and ``ll_tw_out``, taken about
@@ -1055,11 +1056,12 @@ _em_iterations_parallel = _bound_to(_em_iterations, "parallel", _accumulate.para
 
 
 @_one_launch_at_a_time
-def em_iterations(X, sample_weight, covariance_type, weights, means, precisions_cholesky, block_size, *, reg_covar,
+def em_iterations(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size, *, reg_covar,
                   tol, max_iter, lower_bound, nk_eps, collapsed_weight, rounding):
     """Up to ``max_iter`` EM iterations (fewer, ``FUSED_CALL_WORK`` at most) in one compiled call, for data whose
     per-block partials fit in ``PARTIALS_BYTES`` at once (None otherwise: each iteration then goes through Python,
-    a round of blocks at a time). The E-step is the serial or the parallel ``_accumulate`` as for a single pass, so the result is the same
+    a round of blocks at a time). The E-step is the serial or the parallel ``_accumulate`` as for a single pass,
+    so the result is the same
     whatever the thread count.
 
     The M-step is ``fastgmm._model.estimate_moments`` with the precision factors; the call stops at the first
@@ -1088,9 +1090,7 @@ def em_iterations(X, sample_weight, covariance_type, weights, means, precisions_
     max_iter = max(1, min(max_iter, FUSED_CALL_WORK // work))
     means = np.array(means, dtype=np.float64, order="C")
     U = as_3d(covariance_type, precisions_cholesky, n_components, n_features).copy()
-    with np.errstate(divide="ignore"):
-        log_const = np.log(np.asarray(weights, dtype=np.float64)) + _log_det(cov, U, n_features)
-    log_const -= 0.5 * n_features * math.log(2 * math.pi)
+    log_const = np.array(log_const, dtype=np.float64)
     weighted = sample_weight is not None
     cov_shape = {FULL: shape, TIED: shape, DIAG: shape, SPHERICAL: (n_components, 1, 1)}[cov]
     lower_bounds = np.empty(max_iter)
@@ -1101,7 +1101,8 @@ def em_iterations(X, sample_weight, covariance_type, weights, means, precisions_
     ran, why = run(
         X, sample_weight if weighted else np.empty(0), weighted, cov, means, U, log_const, block_size,
         staged_components(n_components, n_features, TILE), _static(cov, n_features), float(reg_covar), nk_eps,
-        collapsed_weight, rounding, float(tol), int(max_iter), float(lower_bound), blocks, lower_bounds, new_weights, covariances, nk, s1, s2, ll_tw,
+        collapsed_weight, rounding, float(tol), int(max_iter), float(lower_bound), blocks, lower_bounds, new_weights,
+        covariances, nk, s1, s2, ll_tw,
     )
     made = ran - (why == _NEEDS_POLICY)
     params = None
@@ -1113,14 +1114,6 @@ def em_iterations(X, sample_weight, covariance_type, weights, means, precisions_
         statistics = (float(ll_tw[0, 0]), float(ll_tw[0, 1]), nk, s1, finish_s2(s2, covariance_type), means)
     return {"lower_bounds": lower_bounds[:ran].tolist(), "converged": why == _CONVERGED, "params": params,
             "statistics": statistics}
-
-
-def _log_det(cov, U, n_features):
-    if cov == FULL or cov == TIED:
-        return np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
-    if cov == DIAG:
-        return np.log(U[:, :, 0]).sum(axis=1)
-    return n_features * np.log(U[:, 0, 0])
 
 
 def _reference_covariances(array, covariance_type):
