@@ -25,6 +25,7 @@ from ._em import VerbosePrinter, run_em
 from ._init import initial_parameters
 from ._model import COVARIANCE_TYPES, MixtureParameters
 from ._progress import Progress
+from ._random import fit_generator
 
 # The fitted attributes a fit replaces, all or none.
 _FITTED_ATTRIBUTES = (
@@ -287,6 +288,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _fit_unguarded(self, X, sample_weight):
         self._validate_params()
         source = as_source(X, sample_weight, validate=self._validated_for_fit, n_jobs=self.n_jobs)
+        self._fit_source(source, get_backend(self.backend))
+        return source
+
+    def _fit_source(self, source, backend):
+        """Fit to a data source whose X this estimator's parameters were validated with (``n_features_in_`` set
+        for array input); ``backend`` is a fresh ``get_backend(self.backend)``."""
         if source.n_samples < self.n_components:
             raise ValueError(
                 "Expected n_samples >= n_components but got "
@@ -297,17 +304,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.n_features_in_ = source.n_features
             self.__dict__.pop("feature_names_in_", None)
         init_arrays = self._checked_init_arrays(source.n_features)
-        backend = get_backend(self.backend)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
-        random_state = check_random_state(self.random_state)
         printer = VerbosePrinter(self.verbose, self.verbose_interval)
         progress = Progress(self.progress, self.callback, n_init, self.max_iter)
 
         best = None
         reseeded = []  # (iteration, components) of every run
-        with backend.threads(self.n_jobs), closing(progress):
+        with fit_generator(self.random_state) as random_state, backend.threads(self.n_jobs), closing(progress):
             for init in range(n_init):
                 printer.init_begin(init)
                 if do_init:
@@ -360,7 +365,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         self._set_fitted(best.params, source.dtype, best.converged, best.n_iter, best.lower_bound, best.lower_bounds)
         self.backend_ = backend.NAME
-        return source
 
     def _validated_for_fit(self, X):
         return validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)

@@ -22,6 +22,48 @@ def _sampling_weights(source):
     return source.sample_weight.astype(source.X.dtype)
 
 
+def _seeding_draws(source, n_clusters, random_state):
+    """scikit-learn's k-means++ random numbers, drawn at once: the first seed's row (``choice`` with the sample
+    weights as probabilities) and the ``uniform(size=n_trials)`` draws of each later step as rows of one array,
+    which leaves the generator where the step-by-step draws leave it."""
+    p = _sampling_weights(source)
+    first = int(random_state.choice(source.n_samples, p=p / p.sum()))
+    return first, random_state.uniform(size=(n_clusters - 1, 2 + int(np.log(n_clusters))))
+
+
+def _seed_indices(source, backend, first, uniforms):
+    """k-means++ (greedy, ``uniforms.shape[1]`` candidates per step) from its drawn random numbers, over the
+    single-pass kernels."""
+    X, weights = source.X, source.sample_weight
+    n_samples = source.n_samples
+    block_size = statistics_block_size(n_samples)
+    indices = np.empty(uniforms.shape[0] + 1, dtype=np.intp)
+    indices[0] = first
+    closest = np.full(n_samples, np.inf)
+    backend.update_closest(X, X[first], closest, block_size)
+    # Potentials summed in order (as the fused kernel sums them), not pairwise.
+    potential = np.cumsum(closest if weights is None else closest * weights)[-1]
+    for c, draws in enumerate(uniforms, start=1):
+        cumulative = np.cumsum(closest if weights is None else closest * weights)
+        candidates = np.minimum(np.searchsorted(cumulative, draws * potential), n_samples - 1)
+        del cumulative
+        potentials = backend.candidate_potentials(X, weights, X[candidates], closest, block_size)
+        best = int(np.argmin(potentials))
+        potential = potentials[best]
+        indices[c] = candidates[best]
+        backend.update_closest(X, X[indices[c]], closest, block_size)
+    return indices
+
+
+def _fused(backend, source, first, uniforms, tol, max_iter):
+    """The backend's compiled k-means (``fastgmm.kernels.numba_.kmeans``), or None where it has none or declines."""
+    run = getattr(backend, "kmeans", None)
+    if run is None:
+        return None
+    return run(source.X, source.sample_weight, first, uniforms, tol, max_iter,
+               statistics_block_size(source.n_samples))
+
+
 def kmeans_plusplus(source, backend, n_clusters, random_state):
     """Indices of the k-means++ seeds (greedy, ``2 + log(n_clusters)`` candidates per step).
 
@@ -36,28 +78,11 @@ def kmeans_plusplus(source, backend, n_clusters, random_state):
     -------
     indices : ndarray of shape (n_clusters,)
     """
-    X, weights = source.X, source.sample_weight
-    n_samples = source.n_samples
-    block_size = statistics_block_size(n_samples)
-    n_local_trials = 2 + int(np.log(n_clusters))
-    p = _sampling_weights(source)
-    indices = np.empty(n_clusters, dtype=np.intp)
-    indices[0] = random_state.choice(n_samples, p=p / p.sum())
-    del p
-    closest = np.full(n_samples, np.inf)
-    backend.update_closest(X, X[indices[0]], closest, block_size)
-    potential = closest.sum() if weights is None else closest @ weights
-    for c in range(1, n_clusters):
-        targets = random_state.uniform(size=n_local_trials) * potential
-        cumulative = np.cumsum(closest if weights is None else weights * closest)
-        candidates = np.minimum(np.searchsorted(cumulative, targets), n_samples - 1)
-        del cumulative
-        potentials = backend.candidate_potentials(X, weights, X[candidates], closest, block_size)
-        best = int(np.argmin(potentials))
-        potential = potentials[best]
-        indices[c] = candidates[best]
-        backend.update_closest(X, X[indices[c]], closest, block_size)
-    return indices
+    first, uniforms = _seeding_draws(source, n_clusters, random_state)
+    fused = _fused(backend, source, first, uniforms, 0.0, 0)
+    if fused is not None:
+        return fused["indices"].astype(np.intp)
+    return _seed_indices(source, backend, first, uniforms)
 
 
 def _mean_variance(source, block_size):
@@ -109,15 +134,32 @@ def kmeans_labels(source, backend, n_clusters, random_state):
     -------
     labels : ndarray of shape (n_samples,), int32
     """
+    first, uniforms = _seeding_draws(source, n_clusters, random_state)
+    tol = _mean_variance(source, statistics_block_size(source.n_samples)) * _TOL
+    fused = _fused(backend, source, first, uniforms, tol, _MAX_ITER)
+    if fused is None:
+        centers = np.asarray(source.X[_seed_indices(source, backend, first, uniforms)], dtype=np.float64)
+        return lloyd(source, backend, centers, tol)
+    if fused["pending"] is None:
+        return fused["labels"]
+    # An assignment left a cluster empty: the iteration goes on here, where the relocation rule is.
+    return lloyd(source, backend, fused["centers"], tol, fused["labels"], fused["labels_old"], fused["iterations"],
+                 fused["pending"])
+
+
+def lloyd(source, backend, centers, tol, labels=None, labels_old=None, done=0, pending=None):
+    """Lloyd's iterations from ``centers`` as scikit-learn's ``KMeans`` makes them, over the single-pass kernels:
+    the labels. ``done`` iterations were made already, and ``pending``, when given, is the ``(sums, weights)`` of
+    the next one's assignment (``labels``), made by a fused kernel that left its relocation to this loop."""
     X, w = source.X, source.sample_weight
     block_size = statistics_block_size(source.n_samples)
-    tol = _mean_variance(source, block_size) * _TOL
-    centers = np.asarray(X[kmeans_plusplus(source, backend, n_clusters, random_state)], dtype=np.float64)
-    labels = np.full(source.n_samples, -1, dtype=np.int32)
-    labels_old = labels.copy()
+    if labels is None:
+        labels = np.full(source.n_samples, -1, dtype=np.int32)
+        labels_old = labels.copy()
     strict_convergence = False
-    for _ in range(_MAX_ITER):
-        sums, weights = backend.lloyd_step(X, w, centers, labels, block_size)
+    for _ in range(done, _MAX_ITER):
+        sums, weights = backend.lloyd_step(X, w, centers, labels, block_size) if pending is None else pending
+        pending = None
         _relocate_empty_clusters(source, centers, labels, sums, weights)
         occupied = weights > 0
         new_centers = centers.copy()

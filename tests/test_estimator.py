@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 import fastgmm._em
 from fastgmm import GaussianMixture
+from fastgmm._random import fit_generator
 
 from .oracles import make_blobs
 
@@ -135,3 +136,19 @@ def test_fortran_ordered_read_only_and_integer_input():
     integers = np.round(X * 10).astype(np.int64)
     model = GaussianMixture(2, random_state=0).fit(integers)
     assert model.means_.dtype == np.float64 and np.isfinite(model.lower_bound_)
+
+
+def test_a_fit_started_inside_a_fit_draws_from_its_own_generator():
+    """An integer random_state is served by a re-seeded pooled generator (fastgmm._random): in the state
+    RandomState(seed) starts in, and never the one of a fit still running (a fit made by a callback, say)."""
+    fresh = np.random.RandomState(0)
+    with fit_generator(0) as outer:
+        assert outer.random_sample() == fresh.random_sample()
+        with fit_generator(0) as inner:
+            assert inner is not outer
+            assert inner.random_sample() == np.random.RandomState(0).random_sample()
+        assert outer.random_sample() == fresh.random_sample()
+    X = make_blobs(600, 2, 3, seed=2)
+    seeded = GaussianMixture(3, init_params="k-means++", n_init=2, random_state=0).fit(X)
+    reference = GaussianMixture(3, init_params="k-means++", n_init=2, random_state=np.random.RandomState(0)).fit(X)
+    np.testing.assert_array_equal(seeded.means_, reference.means_)

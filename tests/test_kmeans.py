@@ -7,6 +7,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 
 from fastgmm._backends import get_backend
 from fastgmm._data import ArraySource
+from fastgmm import _kmeans as kmeans_module
 from fastgmm._kmeans import kmeans_labels
 from fastgmm._kmeans import kmeans_plusplus as our_kmeans_plusplus
 from fastgmm.kernels import numpy_ as reference
@@ -34,15 +35,25 @@ def test_labels_equal_sklearn_kmeans(backend, weighted, seed):
     np.testing.assert_array_equal(ours, expected)
 
 
-def test_empty_cluster_is_relocated_like_sklearn(backend):
-    """Duplicated points make k-means++ seed two centres on the same spot; one cluster empties and is refilled
-    from the farthest point, as in scikit-learn."""
+def _with_empty_clusters():
+    """Four points repeated 30 times and three more: with K=8 k-means++ has to seed copies of one point, whose
+    clusters empty at the first assignment (ties go to the lower cluster)."""
     rng = np.random.RandomState(3)
-    X = np.vstack([np.zeros((50, 2)), rng.normal(10, 1, (30, 2)), rng.normal(-10, 1, (30, 2))])
+    return np.vstack([np.repeat(rng.normal(0, 5, (4, 2)), 30, axis=0), rng.normal(0, 5, (3, 2))]), 8
+
+
+def test_empty_cluster_is_relocated_like_sklearn(backend, monkeypatch):
+    """An empty cluster is refilled from the farthest point, as in scikit-learn."""
+    X, K = _with_empty_clusters()
+    relocate = kmeans_module._relocate_empty_clusters
+    emptied = []
+    monkeypatch.setattr(kmeans_module, "_relocate_empty_clusters",
+                        lambda *args: emptied.append(bool((args[-1] == 0).any())) or relocate(*args))
     for seed in range(5):
-        expected = KMeans(5, n_init=1, random_state=np.random.RandomState(seed)).fit(X).labels_
-        ours = kmeans_labels(ArraySource(X), get_backend(backend), 5, np.random.RandomState(seed))
+        expected = KMeans(K, n_init=1, random_state=np.random.RandomState(seed)).fit(X).labels_
+        ours = kmeans_labels(ArraySource(X), get_backend(backend), K, np.random.RandomState(seed))
         np.testing.assert_array_equal(ours, expected)
+    assert any(emptied)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -79,3 +90,47 @@ def test_kmeans_kernels_match_reference(backend, dtype, weighted, covariance_typ
         reference.label_statistics(X, w, labels, shift, covariance_type, 4096),
     ):
         np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+class _Unfused:
+    """A backend module seen without its optional fused k-means: ``fastgmm._kmeans`` then runs its Python loop."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        if name == "kmeans":
+            raise AttributeError(name)
+        return getattr(self._module, name)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("case", ["blobs", "empty cluster", "many calls"])
+def test_fused_kmeans_equals_the_python_loop(monkeypatch, weighted, case):
+    """Numba's compiled k-means (seeding and Lloyd in a few calls) makes the Python loop's steps: the same seeds,
+    the same labels and the same generator state after, also when a cluster empties (handed back to the Python
+    relocation) and when a call's work cap cuts the run into several calls."""
+    numba_ = pytest.importorskip("fastgmm.kernels.numba_")
+    rng = np.random.RandomState(3)
+    if case == "empty cluster":
+        X, K = _with_empty_clusters()
+    else:
+        X, K = make_blobs(6000, 3, 7, seed=1), 7
+    if case == "many calls":
+        monkeypatch.setattr(numba_, "FUSED_CALL_WORK", 6000 * 7 * 3)  # one Lloyd pass or seeding step per call
+    w = rng.uniform(0.1, 3, len(X)) if weighted else None
+    source = ArraySource(X, w)
+    handed_back = []
+    lloyd = kmeans_module.lloyd
+    monkeypatch.setattr(kmeans_module, "lloyd", lambda *args: handed_back.append(len(args)) or lloyd(*args))
+    for seed in range(4):
+        fused_state, loop_state = np.random.RandomState(seed), np.random.RandomState(seed)
+        fused = kmeans_labels(source, numba_, K, fused_state)
+        looped = kmeans_labels(source, _Unfused(numba_), K, loop_state)
+        np.testing.assert_array_equal(fused, looped)
+        assert fused_state.random_sample() == loop_state.random_sample()
+        np.testing.assert_array_equal(our_kmeans_plusplus(source, numba_, K, np.random.RandomState(seed)),
+                                      our_kmeans_plusplus(source, _Unfused(numba_), K, np.random.RandomState(seed)))
+    # The loop ran for the unfused backend each time (4 arguments), and for the fused one only to relocate.
+    assert handed_back.count(4) == 4
+    assert (handed_back.count(8) > 0) == (case == "empty cluster")

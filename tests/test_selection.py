@@ -200,3 +200,27 @@ def test_ward_labels_cut_the_tree_and_sample_large_data():
     weights[:2] = 1
     with pytest.raises(ValueError, match="at least n_components samples with non-zero sample_weight"):
         _ward.ward_labels(as_source(X, weights), 3, rng)
+
+
+def test_every_input_kind_gives_the_table_of_the_array(tmp_path):
+    """select_model validates X once and fits every pair to that source: a memmap, Chunks and a DataFrame give the
+    array's table (to rounding), and the best model records the DataFrame's column names."""
+    pandas = pytest.importorskip("pandas")
+    X = load_iris().data
+    _, expected = select_model(X, [1, 3], ("full", "diag"), random_state=0)
+    path = tmp_path / "iris.npy"
+    np.save(path, X)
+    frame = pandas.DataFrame(X, columns=["a", "b", "c", "d"])
+    for data in (np.load(path, mmap_mode="r"), fastgmm.Chunks([X[:70], X[70:]]), frame):
+        best, results = select_model(data, [1, 3], ("full", "diag"), random_state=0)
+        np.testing.assert_allclose(results["bic"], expected["bic"], rtol=1e-9)
+        assert best.n_features_in_ == 4
+    assert list(best.feature_names_in_) == ["a", "b", "c", "d"]
+    assert np.array_equal(best.predict(frame), best.predict(X))
+
+
+def test_bad_data_is_reported_once_before_any_fit():
+    X = load_iris().data.copy()
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        select_model(X, [1, 2], random_state=0)

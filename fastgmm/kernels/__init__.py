@@ -10,4 +10,4 @@ KERNEL_FUNCTIONS = (
     "accumulate", "weighted_log_prob", "candidate_potentials", "update_closest", "lloyd_step", "label_statistics",
 )
 
-OPTIONAL_KERNEL_FUNCTIONS = ("em_iterations",)
+OPTIONAL_KERNEL_FUNCTIONS = ("em_iterations", "kmeans")

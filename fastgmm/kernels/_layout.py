@@ -2,6 +2,9 @@
 their reduction in block order (the step that makes results independent of the thread count), and the bounds on
 the memory of both."""
 
+import functools
+import math
+
 import numpy as np
 
 FULL, TIED, DIAG, SPHERICAL = 0, 1, 2, 3
@@ -55,7 +58,13 @@ def reduce_in_rounds(fill, n_samples, block_size, block_shapes, n_threads):
         size of the rounds, so neither on the memory bound nor on the thread count.
     """
     blocks = n_blocks(n_samples, block_size)
-    block_bytes = 8 * sum(int(np.prod(shape)) for shape in block_shapes)
+    if blocks == 1:
+        # The sum of one block's partials is that block's: no reduction (a small fit makes several such passes,
+        # and each NumPy call costs microseconds there).
+        partials = [np.zeros((1,) + tuple(shape)) for shape in block_shapes]
+        fill(slice(0, n_samples), *partials)
+        return [partial[0] for partial in partials]
+    block_bytes = 8 * sum(math.prod(shape) for shape in block_shapes)
     per_round = min(blocks, max(1, n_threads, PARTIALS_BYTES // max(block_bytes, 1)))
     totals = None
     for first in range(0, blocks, per_round):
@@ -90,7 +99,9 @@ def s2_block_shape(cov, n_components, n_features):
 def finish_s2(s2, covariance_type):
     """The summed partial s2 in the reference layout (mirror the upper triangle, drop the helper axes)."""
     if covariance_type in ("full", "tied"):
-        s2 = np.triu(s2) + np.transpose(np.triu(s2, 1), (0, 2, 1))
+        # The kernels write the upper triangle and leave zeros below: copy it down, in place.
+        rows, columns = _strictly_lower(s2.shape[-1])
+        s2[:, rows, columns] = s2[:, columns, rows]
     if covariance_type == "tied":
         s2 = s2[0]
     elif covariance_type == "diag":
@@ -98,6 +109,11 @@ def finish_s2(s2, covariance_type):
     elif covariance_type == "spherical":
         s2 = s2[:, :, 0].sum(axis=1)
     return s2
+
+
+@functools.lru_cache(maxsize=64)
+def _strictly_lower(n_features):
+    return np.tril_indices(n_features, -1)
 
 
 def as_3d(covariance_type, precisions_cholesky, n_components, n_features):

@@ -171,6 +171,21 @@ class _SerialAndParallel:
         return (self.parallel if work >= PARALLEL_WORK else self.serial)(*args)
 
 
+def _bound_to(function, variant, **steps):
+    """``function`` compiled with the global names in ``steps`` bound to the given compiled functions (the serial
+    or the parallel variants of ``_SerialAndParallel`` kernels), under a qualname of its own: its own cache
+    entry."""
+    namespace = dict(function.__globals__, **steps)
+    clone = types.FunctionType(function.__code__, namespace, f"{function.__name__}_{variant}", function.__defaults__,
+                               function.__closure__)
+    clone.__qualname__ = f"{function.__qualname__}_{variant}"
+    dispatcher = njit(cache=True)(clone)
+    name = f"{function.__name__}.{variant}"
+    _load_or_refuse(dispatcher, name)
+    _KERNELS[name] = dispatcher
+    return dispatcher
+
+
 def _one_launch_at_a_time(function):
     @functools.wraps(function)
     def serialised(*args, **kwargs):
@@ -827,6 +842,185 @@ def label_statistics(X, sample_weight, labels, shift, covariance_type, block_siz
     return nk, s1, finish_s2(s2, covariance_type)
 
 
+# ------------------------------------------------------------------------------------------------ k-means, fused
+
+# Returned by ``_lloyd_iterations``: why it stopped.
+_LLOYD_RAN_ALL, _LLOYD_STRICT, _LLOYD_TOL, _LLOYD_EMPTY = 0, 1, 2, 3
+
+
+def _seeding(X, w, weighted, uniforms, first_step, last_step, block_size, n_blocks_, indices, closest, cumulative,
+             potential):
+    """Steps ``first_step:last_step`` of k-means++ (``fastgmm._kmeans._seed_indices`` step by step, from its drawn
+    ``uniforms``), updating ``indices``, ``closest`` and returning the potential; step 0 takes ``indices[0]``."""
+    n_samples, n_features = X.shape
+    n_trials = uniforms.shape[1]
+    center = np.empty(n_features)
+    candidates = np.empty((n_trials, n_features))
+    picks = np.empty(n_trials, dtype=np.int64)
+    partial = np.zeros((n_blocks_, n_trials))
+    for c in range(first_step, last_step):
+        if c == 0:
+            for i in range(n_features):
+                center[i] = X[indices[0], i]
+            _update_closest_step(X, center, closest)
+            potential = 0.0
+            for n in range(n_samples):
+                potential += closest[n] * w[n] if weighted else closest[n]
+            continue
+        running = 0.0
+        for n in range(n_samples):
+            running += closest[n] * w[n] if weighted else closest[n]
+            cumulative[n] = running
+        for t in range(n_trials):
+            picks[t] = min(np.searchsorted(cumulative, uniforms[c - 1, t] * potential), n_samples - 1)
+            for i in range(n_features):
+                candidates[t, i] = X[picks[t], i]
+        partial[:] = 0.0
+        _candidate_potentials_step(X, w, weighted, candidates, closest, block_size, partial)
+        best, potential_best = 0, np.inf
+        for t in range(n_trials):
+            value = 0.0
+            for b in range(n_blocks_):
+                value += partial[b, t]
+            if t == 0 or value < potential_best:
+                best, potential_best = t, value
+        potential = potential_best
+        indices[c] = picks[best]
+        _update_closest_step(X, candidates[best], closest)
+    return potential
+
+
+def _lloyd_iterations(X, w, weighted, centers, labels, labels_old, block_size, n_blocks_, tol, max_iter, last_call,
+                      sums_out, weights_out):
+    """Up to ``max_iter`` Lloyd iterations as ``fastgmm._kmeans.lloyd`` makes them, ``centers``, ``labels`` and
+    ``labels_old`` updated in place, then the final assignment where k-means stops without the labels converged
+    (the shift below ``tol``, or the last iteration of the ``last_call``). Returns ``(iterations, why)``;
+    ``_LLOYD_EMPTY`` when an assignment left a cluster empty: that iteration's sums and weights are in
+    ``sums_out`` and ``weights_out`` for the caller's relocation rule."""
+    K, D = centers.shape
+    sums = np.zeros((n_blocks_, K, D))
+    weights = np.zeros((n_blocks_, K))
+    iterations, why = max_iter, _LLOYD_RAN_ALL
+    for it in range(max_iter):
+        sums[:] = 0.0
+        weights[:] = 0.0
+        _lloyd_step_step(X, w, weighted, centers, labels, block_size, sums, weights)
+        sums_out[:] = 0.0
+        weights_out[:] = 0.0
+        empty = False
+        for k in range(K):
+            for b in range(n_blocks_):
+                weights_out[k] += weights[b, k]
+                for i in range(D):
+                    sums_out[k, i] += sums[b, k, i]
+            empty = empty or weights_out[k] == 0.0
+        if empty:
+            return it, _LLOYD_EMPTY
+        shift = 0.0
+        for k in range(K):
+            for i in range(D):
+                new = sums_out[k, i] / weights_out[k]
+                t = new - centers[k, i]
+                shift += t * t
+                centers[k, i] = new
+        same = True
+        for n in range(labels.shape[0]):
+            if labels[n] != labels_old[n]:
+                same = False
+                break
+        if same:
+            return it + 1, _LLOYD_STRICT
+        if shift <= tol:
+            iterations, why = it + 1, _LLOYD_TOL
+            break
+        labels_old[:] = labels
+    if why == _LLOYD_TOL or last_call:
+        sums[:] = 0.0
+        weights[:] = 0.0
+        _lloyd_step_step(X, w, weighted, centers, labels, block_size, sums, weights)
+    return iterations, why
+
+
+# Each runs serial or parallel by the work of its largest pass (``PARALLEL_WORK``); the partials are the same.
+_seeding_serial = _bound_to(_seeding, "serial", _update_closest_step=_update_closest.serial,
+                            _candidate_potentials_step=_candidate_potentials.serial)
+_seeding_parallel = _bound_to(_seeding, "parallel", _update_closest_step=_update_closest.parallel,
+                              _candidate_potentials_step=_candidate_potentials.parallel)
+_lloyd_iterations_serial = _bound_to(_lloyd_iterations, "serial", _lloyd_step_step=_lloyd_step.serial)
+_lloyd_iterations_parallel = _bound_to(_lloyd_iterations, "parallel", _lloyd_step_step=_lloyd_step.parallel)
+
+
+@_one_launch_at_a_time
+def kmeans(X, sample_weight, first, uniforms, tol, max_iter, block_size):
+    """k-means++ seeding from its drawn random numbers, then up to ``max_iter`` Lloyd iterations, in compiled calls
+    of ``FUSED_CALL_WORK`` at most each: ``fastgmm._kmeans``'s Python loop over the single-pass kernels, step by
+    step and with the same block partials. None when the partials of a Lloyd pass exceed ``PARTIALS_BYTES``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,) or None
+    first : int
+        The first seed's row.
+    uniforms : ndarray of shape (n_clusters - 1, n_trials)
+        The uniform draws of the later seeding steps.
+    tol : float
+        Absolute tolerance on the squared shift of the centres.
+    max_iter : int
+        Lloyd iterations at most; 0 seeds only.
+    block_size : int
+
+    Returns
+    -------
+    None or dict
+        ``indices`` (the seeds' rows), ``centers`` (float64), ``labels`` and ``labels_old`` (int32),
+        ``iterations`` (the Lloyd iterations completed) and ``pending``: None when k-means finished (the labels
+        are the final assignment), else ``(sums, weights)`` of iteration ``iterations``, whose assignment left
+        a cluster empty, for the caller to relocate and go on from.
+    """
+    n_samples, n_features = X.shape
+    n_clusters = uniforms.shape[0] + 1
+    blocks = n_blocks(n_samples, block_size)
+    if 8 * blocks * n_clusters * (n_features + 1) > _layout.PARTIALS_BYTES:
+        return None
+    weighted = sample_weight is not None
+    w = sample_weight if weighted else np.empty(0)
+    uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
+    indices = np.empty(n_clusters, dtype=np.int64)
+    indices[0] = first
+    closest = np.full(n_samples, np.inf)
+    cumulative = np.empty(n_samples)
+    step_work = n_samples * max(1, uniforms.shape[1]) * n_features
+    seed = _seeding_parallel if step_work >= PARALLEL_WORK else _seeding_serial
+    steps = max(1, FUSED_CALL_WORK // step_work)
+    potential = 0.0
+    for first_step in range(0, n_clusters, steps):
+        potential = seed(X, w, weighted, uniforms, first_step, min(n_clusters, first_step + steps), block_size,
+                         blocks, indices, closest, cumulative, potential)
+    del closest, cumulative
+    centers = np.ascontiguousarray(X[indices], dtype=np.float64)
+    labels = np.full(n_samples, -1, dtype=np.int32)
+    labels_old = labels.copy()
+    sums, weights = np.zeros((n_clusters, n_features)), np.zeros(n_clusters)
+    pass_work = n_samples * n_clusters * n_features
+    run = _lloyd_iterations_parallel if pass_work >= PARALLEL_WORK else _lloyd_iterations_serial
+    per_call = max(1, FUSED_CALL_WORK // max(1, pass_work))
+    done = 0
+    pending = None
+    while done < max_iter:
+        count = min(per_call, max_iter - done)
+        ran, why = run(X, w, weighted, centers, labels, labels_old, block_size, blocks, float(tol), count,
+                       done + count == max_iter, sums, weights)
+        done += ran
+        if why == _LLOYD_EMPTY:
+            pending = (sums, weights)
+            break
+        if why != _LLOYD_RAN_ALL:
+            break
+    return {"indices": indices, "centers": centers, "labels": labels, "labels_old": labels_old, "iterations": done,
+            "pending": pending}
+
+
 # ------------------------------------------------------------------------------------------- EM iterations, fused
 
 # Work (as estimated for PARALLEL_WORK) of one call of fused iterations at most: about 0.1 s here (iris, K=3,
@@ -1037,22 +1231,9 @@ def _em_iterations(X, w, weighted, cov, means, U, log_const, block_size, stages,
     return max_iter, _RAN_ALL
 
 
-def _bound_to(function, variant, step):
-    """``function`` compiled with ``_accumulate_step`` bound to ``step`` (its own qualname: its own cache entry)."""
-    namespace = dict(function.__globals__, _accumulate_step=step)
-    clone = types.FunctionType(function.__code__, namespace, f"{function.__name__}_{variant}", function.__defaults__,
-                               function.__closure__)
-    clone.__qualname__ = f"{function.__qualname__}_{variant}"
-    dispatcher = njit(cache=True)(clone)
-    name = f"{function.__name__}.{variant}"
-    _load_or_refuse(dispatcher, name)
-    _KERNELS[name] = dispatcher
-    return dispatcher
-
-
 # The E-step of a fused call runs serial or parallel by the same rule as a single pass (``PARALLEL_WORK``).
-_em_iterations_serial = _bound_to(_em_iterations, "serial", _accumulate.serial)
-_em_iterations_parallel = _bound_to(_em_iterations, "parallel", _accumulate.parallel)
+_em_iterations_serial = _bound_to(_em_iterations, "serial", _accumulate_step=_accumulate.serial)
+_em_iterations_parallel = _bound_to(_em_iterations, "parallel", _accumulate_step=_accumulate.parallel)
 
 
 @_one_launch_at_a_time
