@@ -17,6 +17,8 @@ from .kernels import KERNEL_FUNCTIONS, OPTIONAL_KERNEL_FUNCTIONS
 
 _DECLINED = object()
 
+_ROUTED = frozenset(KERNEL_FUNCTIONS + OPTIONAL_KERNEL_FUNCTIONS)
+
 
 class AutoBackend:
     """Numba where compiled, else Cython; see the module docstring.
@@ -32,9 +34,13 @@ class AutoBackend:
         self._cython = cython
         self._served = {}  # kernel function name -> the module that serves it from now on
         self.PARALLEL_WORK = numba.PARALLEL_WORK
-        for name in KERNEL_FUNCTIONS + OPTIONAL_KERNEL_FUNCTIONS:
-            if hasattr(numba, name):
-                setattr(self, name, self._routed(name))
+
+    def __getattr__(self, name):
+        # The routed kernel functions, made at first use (an instance serves one fit, which uses a few of them).
+        if name in _ROUTED and hasattr(self._numba, name):
+            routed = self.__dict__[name] = self._routed(name)
+            return routed
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def NAME(self):  # noqa: N802 - the attribute every backend module has

@@ -1,9 +1,10 @@
 """Initial parameters: the methods of scikit-learn's ``init_params``, drawing the same random numbers from the same
 ``random_state``, so that both libraries start from the same point.
 
-The initial responsibilities are consumed block by block; no N x K matrix is held. Parameters come from two passes
-of responsibility statistics: the first, about an arbitrary data point, gives the means; the second, about those
-means, gives the covariances without cancellation for data far from the origin.
+The initial responsibilities are consumed block by block; no N x K matrix is held. Parameters come from
+responsibility statistics about points near each component's mean, so that the covariances suffer no cancellation
+for data far from the origin: k-means' centres or the seed points in one pass; for the other starts, a first pass
+about an arbitrary data point gives the means and a second one about those means the covariances.
 """
 
 import contextvars
@@ -12,7 +13,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from ._data import statistics_block_size
-from ._kmeans import kmeans_labels, kmeans_plusplus
+from ._kmeans import doubles_drawn, kmeans, kmeans_plusplus
+from ._random import state_fingerprint
 from ._ward import ward_labels
 from .kernels.numpy_ import responsibility_moments
 from ._model import (
@@ -59,30 +61,40 @@ def shared_initial_labels():
 
 
 def _hard_labels(source, backend, n_components, init_params, random_state):
-    """Labels (-1 for none) of the hard initialisations, drawn as scikit-learn draws them (computed once inside
-    ``shared_initial_labels``)."""
+    """``(labels, centres)`` of the hard initialisations, drawn as scikit-learn draws them (computed once inside
+    ``shared_initial_labels``): labels -1 for none, and points near each labelled group's mean, or None."""
     memo = _shared_labels.get()
     if memo is None:
         return _draw_hard_labels(source, backend, n_components, init_params, random_state, None)
-    _, key, pos, has_gauss, cached = random_state.get_state()
-    memo_key = (id(source.X), id(source.sample_weight), n_components, init_params, backend.NAME, key.tobytes(), pos,
-                has_gauss, cached)
+    before = state_fingerprint(random_state)
+    memo_key = (id(source.X), id(source.sample_weight), n_components, init_params, backend.NAME, before)
     entry = memo.get(memo_key)
     # The entry holds the arrays themselves, so their ids cannot be reused by other arrays while it lives.
-    if entry is None or entry[0] is not source.X or entry[1] is not source.sample_weight:
-        labels = _draw_hard_labels(source, backend, n_components, init_params, random_state, memo)
-        entry = memo[memo_key] = (source.X, source.sample_weight, labels, random_state.get_state())
-    random_state.set_state(entry[3])
-    return entry[2]
+    if entry is not None and entry[0] is source.X and entry[1] is source.sample_weight:
+        drawn, advance = entry[2:]
+        # Leave the generator as the draws did: k-means draws only doubles, which are cheaper to draw again than
+        # a saved state is to restore (~70 us here).
+        if isinstance(advance, int):
+            random_state.random_sample(advance)
+        else:
+            random_state.set_state(advance)
+        return drawn
+    drawn = _draw_hard_labels(source, backend, n_components, init_params, random_state, memo)
+    if init_params in ("kmeans", "k-means++"):
+        advance = doubles_drawn(n_components)
+    else:  # Ward draws nothing from fewer rows than its sample
+        advance = 0 if state_fingerprint(random_state) == before else random_state.get_state()
+    memo[memo_key] = (source.X, source.sample_weight, drawn, advance)
+    return drawn
 
 
 def _draw_hard_labels(source, backend, n_components, init_params, random_state, memo):
     weights = source.sample_weight
     n_samples = source.n_samples
     if init_params == "kmeans":
-        return kmeans_labels(source, backend, n_components, random_state)
+        return kmeans(source, backend, n_components, random_state)
     if init_params == "ward":
-        return ward_labels(source, n_components, random_state, memo)
+        return ward_labels(source, n_components, random_state, memo), None
     if init_params == "k-means++":
         indices = kmeans_plusplus(source, backend, n_components, random_state)
     else:  # random_from_data
@@ -97,7 +109,8 @@ def _draw_hard_labels(source, backend, n_components, init_params, random_state, 
         indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
     labels = np.full(n_samples, -1, dtype=np.int32)
     labels[indices] = np.arange(n_components)
-    return labels
+    # Each group is its seed point: about itself its moments are exact.
+    return labels, np.asarray(source.X[indices], dtype=np.float64)
 
 
 def initial_parameters(
@@ -160,6 +173,7 @@ def _moments(source, backend, n_components, covariance_type, reg_covar, init_par
         replay = np.random.RandomState()
         replay.set_state(random_state.get_state())
         streams = iter([random_state, replay])
+        centres = None
 
         def moments_about(shift):
             resp_of_block = _random_responsibilities(next(streams), n_components, source.X.dtype)
@@ -168,14 +182,18 @@ def _moments(source, backend, n_components, covariance_type, reg_covar, init_par
             )
 
     else:
-        labels = _hard_labels(source, backend, n_components, init_params, random_state)
+        labels, centres = _hard_labels(source, backend, n_components, init_params, random_state)
 
         def moments_about(shift):
             return backend.label_statistics(source.X, source.sample_weight, labels, shift, covariance_type, block_size)
 
-    # First about an arbitrary data point for the means, then about those means for the covariances.
-    nk, s1, _ = moments_about(first_row)
-    means = first_row + s1 / (nk + NK_EPS)[:, None]
+    if centres is not None:
+        # About points near the groups' means (k-means' centres, the seed points) one pass is enough.
+        means = centres
+    else:
+        # First about an arbitrary data point for the means, then about those means for the covariances.
+        nk, s1, _ = moments_about(first_row)
+        means = first_row + s1 / (nk + NK_EPS)[:, None]
     nk, s1, s2 = moments_about(means)
     stats = Statistics(0.0, total_weight, nk, s1, s2, means)
     # scikit-learn's initial weights are N_k / n_samples, not renormalised: keep them so.

@@ -22,13 +22,23 @@ def _sampling_weights(source):
     return source.sample_weight.astype(source.X.dtype)
 
 
+def _n_trials(n_clusters):
+    return 2 + int(np.log(n_clusters))
+
+
 def _seeding_draws(source, n_clusters, random_state):
     """scikit-learn's k-means++ random numbers, drawn at once: the first seed's row (``choice`` with the sample
     weights as probabilities) and the ``uniform(size=n_trials)`` draws of each later step as rows of one array,
     which leaves the generator where the step-by-step draws leave it."""
     p = _sampling_weights(source)
     first = int(random_state.choice(source.n_samples, p=p / p.sum()))
-    return first, random_state.uniform(size=(n_clusters - 1, 2 + int(np.log(n_clusters))))
+    return first, random_state.uniform(size=(n_clusters - 1, _n_trials(n_clusters)))
+
+
+def doubles_drawn(n_clusters):
+    """How many doubles ``kmeans_plusplus`` and ``kmeans`` draw (``choice`` with probabilities draws one),
+    so that ``random_state.random_sample(doubles_drawn(K))`` advances a generator as they do."""
+    return 1 + (n_clusters - 1) * _n_trials(n_clusters)
 
 
 def _seed_indices(source, backend, first, uniforms):
@@ -120,8 +130,8 @@ def _relocate_empty_clusters(source, centers, labels, sums, weights):
         weights[old_cluster] -= weight
 
 
-def kmeans_labels(source, backend, n_clusters, random_state):
-    """Labels of ``KMeans(n_clusters, n_init=1, random_state=random_state).fit(X, sample_weight)``.
+def kmeans(source, backend, n_clusters, random_state):
+    """Labels and centres of ``KMeans(n_clusters, n_init=1, random_state=random_state).fit(X, sample_weight)``.
 
     Parameters
     ----------
@@ -133,6 +143,8 @@ def kmeans_labels(source, backend, n_clusters, random_state):
     Returns
     -------
     labels : ndarray of shape (n_samples,), int32
+    centers : ndarray of shape (n_clusters, n_features), float64
+        The last centres, which the labels were assigned to.
     """
     first, uniforms = _seeding_draws(source, n_clusters, random_state)
     tol = _mean_variance(source, statistics_block_size(source.n_samples)) * _TOL
@@ -141,7 +153,7 @@ def kmeans_labels(source, backend, n_clusters, random_state):
         centers = np.asarray(source.X[_seed_indices(source, backend, first, uniforms)], dtype=np.float64)
         return lloyd(source, backend, centers, tol)
     if fused["pending"] is None:
-        return fused["labels"]
+        return fused["labels"], fused["centers"]
     # An assignment left a cluster empty: the iteration goes on here, where the relocation rule is.
     return lloyd(source, backend, fused["centers"], tol, fused["labels"], fused["labels_old"], fused["iterations"],
                  fused["pending"])
@@ -150,7 +162,8 @@ def kmeans_labels(source, backend, n_clusters, random_state):
 def lloyd(source, backend, centers, tol, labels=None, labels_old=None, done=0, pending=None):
     """Lloyd's iterations from ``centers`` as scikit-learn's ``KMeans`` makes them, over the single-pass kernels:
     the labels. ``done`` iterations were made already, and ``pending``, when given, is the ``(sums, weights)`` of
-    the next one's assignment (``labels``), made by a fused kernel that left its relocation to this loop."""
+    the next one's assignment (``labels``), made by a fused kernel that left its relocation to this loop. Returns
+    the labels and the centres."""
     X, w = source.X, source.sample_weight
     block_size = statistics_block_size(source.n_samples)
     if labels is None:
@@ -175,4 +188,4 @@ def lloyd(source, backend, centers, tol, labels=None, labels_old=None, done=0, p
     if not strict_convergence:
         # Labels that match the final centres, as scikit-learn's closing assignment.
         backend.lloyd_step(X, w, centers, labels, block_size)
-    return labels
+    return labels, centers

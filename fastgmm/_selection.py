@@ -115,7 +115,10 @@ def select_model(
     # the validated source (the two validations were a fifth of an iris fit's time).
     template._validate_params()
     source = as_source(X, sample_weight, validate=template._validated_for_fit, n_jobs=template.n_jobs)
-    with shared_initial_labels(), get_backend(template.backend).threads(template.n_jobs):
+    with shared_initial_labels(), get_backend(template.backend).threads(template.n_jobs), warnings.catch_warnings():
+        # One warning per pair would drown the table; the table says which did not converge.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", ComponentCollapseWarning)
         rows, best = _fit_pairs(starts, source, X, sample_weight, n_components, covariance_type, criterion,
                                 callback)
     if best is None:
@@ -141,17 +144,13 @@ def _fit_pairs(starts, source, X, sample_weight, n_components, covariance_type, 
                    "error": ""}
             model = None
             for params in settings:
-                candidate = GaussianMixture(**{name: copy.deepcopy(value) for name, value in params.items()
+                candidate = GaussianMixture(**{name: _copied(value) for name, value in params.items()
                                                if name not in ("n_components", "covariance_type")},
                                             n_components=k, covariance_type=cov)
                 candidate.__dict__.update(features)
                 backend = get_backend(candidate.backend)  # one per fit: its backend_ says what ran that fit
                 try:
-                    with warnings.catch_warnings():
-                        # One warning per pair would drown the table; the table says which did not converge.
-                        warnings.simplefilter("ignore", ConvergenceWarning)
-                        warnings.simplefilter("ignore", ComponentCollapseWarning)
-                        candidate._fit_source(source, backend)
+                    candidate._fit_source(source, backend)
                     value, log_likelihood = _criterion(candidate, source, backend, X, sample_weight, criterion)
                 except ValueError as error:
                     row["error"] = row["error"] or str(error)
@@ -160,7 +159,8 @@ def _fit_pairs(starts, source, X, sample_weight, n_components, covariance_type, 
                 if model is None or value < row[criterion] or (math.isnan(row[criterion]) and not math.isnan(value)):
                     model = candidate
                     row.update({criterion: value, "log_likelihood": log_likelihood,
-                                "n_parameters": candidate._n_parameters(), "n_iter": candidate.n_iter_,
+                                "n_parameters": candidate._float64_parameters.n_parameters(),
+                                "n_iter": candidate.n_iter_,
                                 "converged": bool(candidate.converged_), "init_params": candidate.init_params})
             if model is not None:
                 row["error"] = ""
@@ -173,15 +173,23 @@ def _fit_pairs(starts, source, X, sample_weight, n_components, covariance_type, 
     return rows, best
 
 
+def _copied(value):
+    """``copy.deepcopy`` of a parameter value, as clone makes it, without its cost for the immutable ones."""
+    return value if value is None or isinstance(value, (bool, int, float, str)) else copy.deepcopy(value)
+
+
 def _criterion(model, source, backend, X, sample_weight, criterion):
     """``(criterion, total log-likelihood)`` of a model fitted to the source of X; weighted when there are sample
     weights."""
-    statistics = source.statistics(backend, model._parameters())
+    # The fit's own float64 parameters (what ``_parameters()`` returns once it has compared them with the
+    # attributes, which nothing changed since the fit).
+    params = model._float64_parameters
+    statistics = source.statistics(backend, params)
     mean, n_samples = statistics.mean_log_likelihood, statistics.total_weight
     if not math.isfinite(mean):  # some row is explained by no component: what score_samples says of it
         weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         mean = float(np.average(np.asarray(model.score_samples(X), dtype=np.float64), weights=weight))
-    penalty = model._n_parameters() * (math.log(n_samples) if criterion == "bic" else 2.0)
+    penalty = params.n_parameters() * (math.log(n_samples) if criterion == "bic" else 2.0)
     return -2 * mean * n_samples + penalty, mean * n_samples
 
 

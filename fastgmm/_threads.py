@@ -67,9 +67,12 @@ def numba_threads(n_jobs):
     import numba
 
     n_threads = effective_n_jobs(n_jobs)
+    if n_threads is None:  # the runtime's count stands (asking for it and setting it back costs ~10 us)
+        with _blas_limit(1):
+            yield
+        return
     previous = numba.get_num_threads()
-    if n_threads is not None:
-        numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
     try:
         with _blas_limit(1):
             yield

@@ -31,7 +31,7 @@ def ward_labels(source, n_components, random_state, memo=None):
     -------
     labels : ndarray of int32, shape (n_samples,)
     """
-    from scipy.cluster.hierarchy import cut_tree, fcluster, ward
+    from scipy.cluster.hierarchy import ward
 
     weights = source.sample_weight
     rows = np.arange(source.n_samples) if weights is None else np.flatnonzero(weights > 0)
@@ -45,16 +45,41 @@ def ward_labels(source, n_components, random_state, memo=None):
     key = ("ward", id(source.X), id(weights), rows.tobytes())
     entry = None if memo is None else memo.get(key)
     if entry is None or entry[0] is not source.X:
-        tree = ward(np.asarray(source.X[rows], dtype=np.float64))
-        entry = (source.X, tree)
+        entry = (source.X, *_leaf_order(ward(np.asarray(source.X[rows], dtype=np.float64))))
         if memo is not None:
             memo[key] = entry
-    tree = entry[1]
-    # fcluster cuts at a height (C, microseconds); merges at tied heights can leave it fewer clusters, where
-    # cut_tree (Python, ~20 ms for 150 rows) cuts by merge count.
-    cut = fcluster(tree, n_components, criterion="maxclust") - 1
-    if cut.max() + 1 != n_components:
-        cut = cut_tree(tree, n_clusters=[n_components])[:, 0]
     labels = np.full(source.n_samples, -1, dtype=np.int32)
-    labels[rows] = cut
+    labels[rows] = cut(*entry[1:], n_components)
+    return labels
+
+
+def _leaf_order(tree):
+    """``(order, joins)`` of a linkage matrix: the leaves in an order where every node of the tree is a run of
+    consecutive leaves (scipy's ``leaves_list``), and for each two neighbours in it the index of the merge that
+    joins them."""
+    from scipy.cluster.hierarchy import leaves_list
+
+    n = len(tree) + 1
+    order = leaves_list(tree)
+    first = np.empty(2 * n - 1, dtype=np.intp)  # each node's first position in ``order``
+    first[order] = np.arange(n)
+    size = np.ones(2 * n - 1, dtype=np.intp)
+    joins = np.empty(n - 1, dtype=np.intp)
+    for m, (a, b) in enumerate(tree[:, :2].astype(np.intp).tolist()):
+        if first[b] < first[a]:
+            a, b = b, a
+        first[n + m] = first[a]
+        size[n + m] = size[a] + size[b]
+        joins[first[a] + size[a] - 1] = m
+    return order, joins
+
+
+def cut(order, joins, n_clusters):
+    """Cluster labels (0 .. n_clusters - 1, numbered along ``order``) of the tree ``_leaf_order`` describes, after
+    all its merges but the last ``n_clusters - 1``: exactly ``n_clusters`` clusters where merges tie in height
+    (``fcluster``'s cut by height finds fewer there, and ``cut_tree`` is not this partition: measured on iris at
+    K = 97 and eight more), in microseconds (``fcluster`` validates the tree at each call: 0.24 ms on iris)."""
+    n = len(order)
+    labels = np.empty(n, dtype=np.intp)
+    labels[order] = np.concatenate(([0], np.cumsum(joins >= n - n_clusters)))
     return labels

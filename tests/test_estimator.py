@@ -152,3 +152,22 @@ def test_a_fit_started_inside_a_fit_draws_from_its_own_generator():
     seeded = GaussianMixture(3, init_params="k-means++", n_init=2, random_state=0).fit(X)
     reference = GaussianMixture(3, init_params="k-means++", n_init=2, random_state=np.random.RandomState(0)).fit(X)
     np.testing.assert_array_equal(seeded.means_, reference.means_)
+
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_state_fingerprint_tells_generator_states_apart(monkeypatch, in_place):
+    """select_model's shared initial labels are keyed by the generator's state: equal fingerprints for equal
+    states (whatever the cached Gaussian), different ones after any draw."""
+    import fastgmm._random
+
+    monkeypatch.setattr(fastgmm._random, "_IN_PLACE", in_place and fastgmm._random._IN_PLACE)
+    fingerprint = fastgmm._random.state_fingerprint
+    a, b = np.random.RandomState(3), np.random.RandomState(3)
+    assert fingerprint(a) == fingerprint(b)
+    a.random_sample()
+    assert fingerprint(a) != fingerprint(b)
+    b.random_sample()
+    assert fingerprint(a) == fingerprint(b)
+    a.randint(10)
+    assert fingerprint(a) != fingerprint(b)
+    assert fingerprint(np.random.RandomState(4)) != fingerprint(np.random.RandomState(3))

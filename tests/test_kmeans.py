@@ -8,7 +8,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from fastgmm._backends import get_backend
 from fastgmm._data import ArraySource
 from fastgmm import _kmeans as kmeans_module
-from fastgmm._kmeans import kmeans_labels
+from fastgmm._kmeans import kmeans
 from fastgmm._kmeans import kmeans_plusplus as our_kmeans_plusplus
 from fastgmm.kernels import numpy_ as reference
 
@@ -31,7 +31,7 @@ def test_labels_equal_sklearn_kmeans(backend, weighted, seed):
     X = make_blobs(5000, 4, 8, seed=seed)
     w = np.random.RandomState(seed).uniform(0.1, 3, 5000) if weighted else None
     expected = KMeans(8, n_init=1, random_state=np.random.RandomState(seed)).fit(X, sample_weight=w).labels_
-    ours = kmeans_labels(ArraySource(X, w), get_backend(backend), 8, np.random.RandomState(seed))
+    ours = kmeans(ArraySource(X, w), get_backend(backend), 8, np.random.RandomState(seed))[0]
     np.testing.assert_array_equal(ours, expected)
 
 
@@ -51,7 +51,7 @@ def test_empty_cluster_is_relocated_like_sklearn(backend, monkeypatch):
                         lambda *args: emptied.append(bool((args[-1] == 0).any())) or relocate(*args))
     for seed in range(5):
         expected = KMeans(K, n_init=1, random_state=np.random.RandomState(seed)).fit(X).labels_
-        ours = kmeans_labels(ArraySource(X), get_backend(backend), K, np.random.RandomState(seed))
+        ours = kmeans(ArraySource(X), get_backend(backend), K, np.random.RandomState(seed))[0]
         np.testing.assert_array_equal(ours, expected)
     assert any(emptied)
 
@@ -125,9 +125,10 @@ def test_fused_kmeans_equals_the_python_loop(monkeypatch, weighted, case):
     monkeypatch.setattr(kmeans_module, "lloyd", lambda *args: handed_back.append(len(args)) or lloyd(*args))
     for seed in range(4):
         fused_state, loop_state = np.random.RandomState(seed), np.random.RandomState(seed)
-        fused = kmeans_labels(source, numba_, K, fused_state)
-        looped = kmeans_labels(source, _Unfused(numba_), K, loop_state)
+        fused, fused_centers = kmeans(source, numba_, K, fused_state)
+        looped, looped_centers = kmeans(source, _Unfused(numba_), K, loop_state)
         np.testing.assert_array_equal(fused, looped)
+        np.testing.assert_allclose(fused_centers, looped_centers, rtol=1e-12, atol=1e-12)
         assert fused_state.random_sample() == loop_state.random_sample()
         np.testing.assert_array_equal(our_kmeans_plusplus(source, numba_, K, np.random.RandomState(seed)),
                                       our_kmeans_plusplus(source, _Unfused(numba_), K, np.random.RandomState(seed)))

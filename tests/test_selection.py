@@ -224,3 +224,32 @@ def test_bad_data_is_reported_once_before_any_fit():
     X[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         select_model(X, [1, 2], random_state=0)
+
+
+def _merged(tree, n_clusters):
+    """Naive oracle: the partition after the first n - n_clusters merges of a linkage matrix, as lists of rows."""
+    n = len(tree) + 1
+    members = {i: [i] for i in range(n)}
+    for m in range(n - n_clusters):
+        members[n + m] = members.pop(int(tree[m, 0])) + members.pop(int(tree[m, 1]))
+    return sorted(sorted(rows) for rows in members.values())
+
+
+@pytest.mark.parametrize("data", ["iris", "ties"])
+def test_ward_cut_applies_all_merges_but_the_last(data):
+    """fastgmm._ward.cut gives the partition after all merges but the last K - 1, for every K, ties in height
+    included (where scipy's cut_tree differs: on iris at K = 97 and eight more)."""
+    from scipy.cluster.hierarchy import ward
+
+    from fastgmm import _ward
+
+    if data == "iris":
+        X = load_iris().data  # has duplicate rows
+    else:
+        X = np.repeat(np.random.RandomState(0).normal(size=(6, 2)), [5, 1, 3, 1, 1, 2], axis=0)
+    tree = ward(X)
+    order, joins = _ward._leaf_order(tree)
+    for k in range(1, len(X) + 1):
+        labels = _ward.cut(order, joins, k)
+        ours = sorted(np.flatnonzero(labels == c).tolist() for c in range(k))
+        assert ours == _merged(tree, k), k
