@@ -66,7 +66,8 @@ def _seed_indices(source, backend, first, uniforms):
 
 
 def _fused(backend, source, first, uniforms, tol, max_iter):
-    """The backend's compiled k-means (``fastgmm.kernels.numba_.kmeans``), or None where it has none or declines."""
+    """The backend's compiled k-means (``fastgmm.kernels.numba_.kmeans``; ``tol`` relative to the mean variance of
+    X's columns), or None where it has none or declines."""
     run = getattr(backend, "kmeans", None)
     if run is None:
         return None
@@ -147,16 +148,15 @@ def kmeans(source, backend, n_clusters, random_state):
         The last centres, which the labels were assigned to.
     """
     first, uniforms = _seeding_draws(source, n_clusters, random_state)
-    tol = _mean_variance(source, statistics_block_size(source.n_samples)) * _TOL
-    fused = _fused(backend, source, first, uniforms, tol, _MAX_ITER)
+    fused = _fused(backend, source, first, uniforms, _TOL, _MAX_ITER)
     if fused is None:
         centers = np.asarray(source.X[_seed_indices(source, backend, first, uniforms)], dtype=np.float64)
-        return lloyd(source, backend, centers, tol)
+        return lloyd(source, backend, centers, _mean_variance(source, statistics_block_size(source.n_samples)) * _TOL)
     if fused["pending"] is None:
         return fused["labels"], fused["centers"]
     # An assignment left a cluster empty: the iteration goes on here, where the relocation rule is.
-    return lloyd(source, backend, fused["centers"], tol, fused["labels"], fused["labels_old"], fused["iterations"],
-                 fused["pending"])
+    return lloyd(source, backend, fused["centers"], fused["tol"], fused["labels"], fused["labels_old"],
+                 fused["iterations"], fused["pending"])
 
 
 def lloyd(source, backend, centers, tol, labels=None, labels_old=None, done=0, pending=None):
