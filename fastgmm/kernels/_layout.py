@@ -126,3 +126,15 @@ def as_3d(covariance_type, precisions_cholesky, n_components, n_features):
     if covariance_type == "spherical":
         return U.reshape(n_components, 1, 1)
     return U
+
+
+def from_3d(covariance_type, array):
+    """The inverse of ``as_3d``: a kernel-layout array in the layout of the attribute (``precisions_cholesky_``,
+    ``covariances_``) of ``covariance_type``; a view."""
+    if covariance_type == "tied":
+        return array[0]
+    if covariance_type == "diag":
+        return array[:, :, 0]
+    if covariance_type == "spherical":
+        return array[:, 0, 0]
+    return array

@@ -37,8 +37,8 @@ from numba.core.compiler_lock import global_compiler_lock
 
 from .._threads import numba_threads as threads  # noqa: F401 (the backend's thread policy)
 from ._layout import (
-    CODES, DIAG, FULL, SPHERICAL, TIED, as_3d, finish_s2, n_blocks, reduce_in_rounds, s2_block_shape, staged_components,
-    sum_in_order,
+    CODES, DIAG, FULL, SPHERICAL, TIED, as_3d, finish_s2, from_3d, n_blocks, reduce_in_rounds, s2_block_shape,
+    staged_components, sum_in_order,
 )
 from . import _layout
 
@@ -171,7 +171,7 @@ class _SerialAndParallel:
         return (self.parallel if work >= PARALLEL_WORK else self.serial)(*args)
 
 
-def _bound_to(function, variant, **steps):
+def _with_steps(function, variant, **steps):
     """``function`` compiled with the global names in ``steps`` bound to the given compiled functions (the serial
     or the parallel variants of ``_SerialAndParallel`` kernels), under a qualname of its own: its own cache
     entry."""
@@ -179,7 +179,13 @@ def _bound_to(function, variant, **steps):
     clone = types.FunctionType(function.__code__, namespace, f"{function.__name__}_{variant}", function.__defaults__,
                                function.__closure__)
     clone.__qualname__ = f"{function.__qualname__}_{variant}"
-    dispatcher = njit(cache=True)(clone)
+    return njit(cache=True)(clone)
+
+
+def _bound_to(function, variant, **steps):
+    """``_with_steps``, for a function called from Python: inside ``cached_only()`` it raises ``NotCompiled``
+    rather than compile, and ``compile_kernel`` knows it by name."""
+    dispatcher = _with_steps(function, variant, **steps)
     name = f"{function.__name__}.{variant}"
     _load_or_refuse(dispatcher, name)
     _KERNELS[name] = dispatcher
@@ -964,35 +970,48 @@ def _lloyd_iterations(X, w, weighted, centers, labels, labels_old, block_size, n
     return iterations, why
 
 
-# Each runs serial or parallel by the work of its largest pass (``PARALLEL_WORK``); the partials are the same.
-_seeding_serial = _bound_to(_seeding, "serial", _update_closest_step=_update_closest.serial,
-                            _candidate_potentials_step=_candidate_potentials.serial)
-_seeding_parallel = _bound_to(_seeding, "parallel", _update_closest_step=_update_closest.parallel,
-                              _candidate_potentials_step=_candidate_potentials.parallel)
-_lloyd_iterations_serial = _bound_to(_lloyd_iterations, "serial", _lloyd_step_step=_lloyd_step.serial)
-_lloyd_iterations_parallel = _bound_to(_lloyd_iterations, "parallel", _lloyd_step_step=_lloyd_step.parallel)
-
-
 @njit(cache=True)
-def _column_moments(X, start, stop, shift, total, total_sq):
-    """Add the sums of ``X[start:stop] - shift`` and of its squares, per column, to ``total`` and ``total_sq``."""
+def _column_moments(X, start, stop, moments):
+    """Add the sums of ``X[start:stop] - X[0]`` and of its squares, per column and in float64, to ``moments[0]``
+    and ``moments[1]``."""
     for n in range(start, stop):
         for i in range(X.shape[1]):
-            d = X[n, i] - shift[i]
-            total[i] += d
-            total_sq[i] += d * d
+            d = float(X[n, i]) - float(X[0, i])
+            moments[0, i] += d
+            moments[1, i] += d * d
 
 
-def _mean_variance(X):
-    """``np.mean(np.var(X, axis=0))`` in float64, shifted by the first row, in calls of ``FUSED_CALL_WORK`` at
-    most (NumPy's reductions over the short rows of a (10000, 4) array took 0.4-0.55 ms here)."""
-    n_samples, n_features = X.shape
-    shift = np.asarray(X[0], dtype=np.float64)
-    total, total_sq = np.zeros(n_features), np.zeros(n_features)
-    rows = max(1, FUSED_CALL_WORK // max(1, n_features))
-    for start in range(0, n_samples, rows):
-        _column_moments(X, start, min(n_samples, start + rows), shift, total, total_sq)
-    return float(np.mean(total_sq / n_samples - (total / n_samples) ** 2))
+_SEEDING, _MOMENTS, _LLOYD = 0, 1, 2
+
+
+def _kmeans_phase(X, w, weighted, phase, first, last, uniforms, block_size, n_blocks_, indices, closest, cumulative,
+                  potential, moments, centers, labels, labels_old, tol, last_call, sums_out, weights_out):
+    """One call of compiled k-means: seeding steps ``first:last`` (``_SEEDING``, returns the potential), the
+    tolerance's column moments of rows ``first:last`` (``_MOMENTS``), or ``last - first`` Lloyd iterations
+    (``_LLOYD``, returns their count and why they stopped). One entry point for all three, so that a process
+    without its compilation learns so at the first call (``cached_only``) and asks for all of k-means at once."""
+    if phase == _SEEDING:
+        potential = _seeding_step(X, w, weighted, uniforms, first, last, block_size, n_blocks_, indices, closest,
+                                  cumulative, potential)
+        return potential, 0, 0
+    if phase == _MOMENTS:
+        _column_moments(X, first, last, moments)
+        return potential, 0, 0
+    iterations, why = _lloyd_iterations_step(X, w, weighted, centers, labels, labels_old, block_size, n_blocks_, tol,
+                                             last - first, last_call, sums_out, weights_out)
+    return potential, iterations, why
+
+
+# Serial or parallel by the work of its largest pass (``PARALLEL_WORK``); the partials are the same either way.
+_kmeans_phase_serial, _kmeans_phase_parallel = (
+    _bound_to(
+        _kmeans_phase, variant,
+        _seeding_step=_with_steps(_seeding, variant, _update_closest_step=getattr(_update_closest, variant),
+                                  _candidate_potentials_step=getattr(_candidate_potentials, variant)),
+        _lloyd_iterations_step=_with_steps(_lloyd_iterations, variant, _lloyd_step_step=getattr(_lloyd_step, variant)),
+    )
+    for variant in ("serial", "parallel")
+)
 
 
 @_one_launch_at_a_time
@@ -1037,29 +1056,36 @@ def kmeans(X, sample_weight, first, uniforms, tol, max_iter, block_size):
     indices[0] = first
     closest = np.full(n_samples, np.inf)
     cumulative = np.empty(n_samples)
-    step_work = n_samples * max(1, uniforms.shape[1]) * n_features
-    seed = _seeding_parallel if step_work >= PARALLEL_WORK else _seeding_serial
-    steps = max(1, FUSED_CALL_WORK // step_work)
-    potential = 0.0
-    for first_step in range(0, n_clusters, steps):
-        potential = seed(X, w, weighted, uniforms, first_step, min(n_clusters, first_step + steps), block_size,
-                         blocks, indices, closest, cumulative, potential)
-    del closest, cumulative
-    centers = np.ascontiguousarray(X[indices], dtype=np.float64)
-    if max_iter > 0:
-        tol = _mean_variance(X) * tol
+    moments = np.zeros((2, n_features))
     labels = np.full(n_samples, -1, dtype=np.int32)
     labels_old = labels.copy()
+    centers = np.zeros((n_clusters, n_features))
     sums, weights = np.zeros((n_clusters, n_features)), np.zeros(n_clusters)
+    step_work = n_samples * max(1, uniforms.shape[1]) * n_features
     pass_work = n_samples * n_clusters * n_features
-    run = _lloyd_iterations_parallel if pass_work >= PARALLEL_WORK else _lloyd_iterations_serial
+    run = _kmeans_phase_parallel if max(step_work, pass_work) >= PARALLEL_WORK else _kmeans_phase_serial
+
+    def call(phase, first_, last, tol=0.0, last_call=False):
+        return run(X, w, weighted, phase, first_, last, uniforms, block_size, blocks, indices, closest, cumulative,
+                   potential, moments, centers, labels, labels_old, tol, last_call, sums, weights)
+
+    potential = 0.0
+    steps = max(1, FUSED_CALL_WORK // step_work)
+    for first_step in range(0, n_clusters, steps):
+        potential, _, _ = call(_SEEDING, first_step, min(n_clusters, first_step + steps))
+    closest = cumulative = np.empty(0)  # O(N) buffers of the seeding, not needed after it
+    centers[:] = X[indices]
+    if max_iter > 0:
+        rows = max(1, FUSED_CALL_WORK // n_features)
+        for start in range(0, n_samples, rows):
+            call(_MOMENTS, start, min(n_samples, start + rows))
+        tol = float(np.mean(moments[1] / n_samples - (moments[0] / n_samples) ** 2)) * tol
     per_call = max(1, FUSED_CALL_WORK // max(1, pass_work))
     done = 0
     pending = None
     while done < max_iter:
         count = min(per_call, max_iter - done)
-        ran, why = run(X, w, weighted, centers, labels, labels_old, block_size, blocks, float(tol), count,
-                       done + count == max_iter, sums, weights)
+        _, ran, why = call(_LLOYD, 0, count, tol, done + count == max_iter)
         done += ran
         if why == _LLOYD_EMPTY:
             pending = (sums, weights)
@@ -1337,21 +1363,9 @@ def em_iterations(X, sample_weight, covariance_type, means, precisions_cholesky,
     made = ran - (why == _NEEDS_POLICY)
     params = None
     if made > 0:
-        params = (new_weights, means, _reference_covariances(covariances, covariance_type),
-                  _reference_covariances(U, covariance_type))
+        params = (new_weights, means, from_3d(covariance_type, covariances), from_3d(covariance_type, U))
     statistics = None
     if why == _NEEDS_POLICY:
         statistics = (float(ll_tw[0, 0]), float(ll_tw[0, 1]), nk, s1, finish_s2(s2, covariance_type), means)
     return {"lower_bounds": lower_bounds[:ran].tolist(), "converged": why == _CONVERGED, "params": params,
             "statistics": statistics}
-
-
-def _reference_covariances(array, covariance_type):
-    """Kernel layout (``as_3d``) -> the attribute's layout."""
-    if covariance_type == "tied":
-        return array[0]
-    if covariance_type == "diag":
-        return array[:, :, 0]
-    if covariance_type == "spherical":
-        return array[:, 0, 0]
-    return array
