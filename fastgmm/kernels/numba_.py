@@ -157,39 +157,40 @@ class _SerialAndParallel:
     bit-identical either way. The serial copy has a name of its own, so that the two do not share a cache entry."""
 
     def __init__(self, function):
-        self.parallel = njit(parallel=True, cache=True)(function)
-        clone = types.FunctionType(function.__code__, function.__globals__, function.__name__ + "_serial",
-                                   function.__defaults__, function.__closure__)
-        clone.__qualname__ = function.__qualname__ + "_serial"
-        self.serial = njit(cache=True)(clone)
-        for dispatcher, variant in ((self.parallel, "parallel"), (self.serial, "serial")):
-            name = f"{function.__name__}.{variant}"
-            _load_or_refuse(dispatcher, name)
-            _KERNELS[name] = dispatcher
+        self.parallel = _register(njit(parallel=True, cache=True)(function), f"{function.__name__}.parallel")
+        self.serial = _register(_compiled_copy(function, "serial", function.__globals__),
+                                f"{function.__name__}.serial")
 
     def __call__(self, work, *args):
         return (self.parallel if work >= PARALLEL_WORK else self.serial)(*args)
 
 
-def _with_steps(function, variant, **steps):
-    """``function`` compiled with the global names in ``steps`` bound to the given compiled functions (the serial
-    or the parallel variants of ``_SerialAndParallel`` kernels), under a qualname of its own: its own cache
-    entry."""
-    namespace = dict(function.__globals__, **steps)
+def _compiled_copy(function, variant, namespace):
+    """``function`` compiled with ``namespace`` as its globals, under a name and qualname of its own (suffixed
+    ``_variant``): its own cache entry."""
     clone = types.FunctionType(function.__code__, namespace, f"{function.__name__}_{variant}", function.__defaults__,
                                function.__closure__)
     clone.__qualname__ = f"{function.__qualname__}_{variant}"
     return njit(cache=True)(clone)
 
 
-def _bound_to(function, variant, **steps):
-    """``_with_steps``, for a function called from Python: inside ``cached_only()`` it raises ``NotCompiled``
-    rather than compile, and ``compile_kernel`` knows it by name."""
-    dispatcher = _with_steps(function, variant, **steps)
-    name = f"{function.__name__}.{variant}"
+def _register(dispatcher, name):
+    """A compiled function called from Python: inside ``cached_only()`` it raises ``NotCompiled`` rather than
+    compile, and ``compile_kernel`` knows it by ``name``."""
     _load_or_refuse(dispatcher, name)
     _KERNELS[name] = dispatcher
     return dispatcher
+
+
+def _with_steps(function, variant, **steps):
+    """``function`` compiled with the global names in ``steps`` bound to the given compiled functions (the serial
+    or the parallel variants of ``_SerialAndParallel`` kernels)."""
+    return _compiled_copy(function, variant, dict(function.__globals__, **steps))
+
+
+def _bound_to(function, variant, **steps):
+    """``_with_steps`` for a function called from Python (``_register``)."""
+    return _register(_with_steps(function, variant, **steps), f"{function.__name__}.{variant}")
 
 
 def _one_launch_at_a_time(function):
