@@ -1,19 +1,29 @@
-"""fastgmm against scikit-learn, measured in one run on this machine; prints the tables README.md quotes.
+"""fastgmm against scikit-learn and Intel oneDAL, measured in one run on this machine; prints the tables README.md
+quotes.
 
-    python asv_benchmarks/compare_sklearn.py            # everything (about 17 minutes on 2 cores)
+    python asv_benchmarks/compare_sklearn.py            # everything (about 30 minutes on 2 cores)
     python asv_benchmarks/compare_sklearn.py --quick    # small shapes only, a smoke test
     python asv_benchmarks/compare_sklearn.py --backend numba cython --iterations-only   # both compiled backends
     python asv_benchmarks/compare_sklearn.py --cases full:1e6/8/16 --iterations-only    # one case
+    python asv_benchmarks/compare_sklearn.py --family overlapping --iterations-only     # overlapping data only
 
-With several backends, each is a column of the iteration table, all interleaved with scikit-learn in the same run,
+Two families of per-iteration cases: ``separated`` starts from a two-iteration scikit-learn fit of blobs that are
+well apart (a point keeps about one live component), ``overlapping`` has K = 4 x the natural clusters and starts
+with every component over the whole data set (random points as means, the pooled covariance for all: every point
+keeps K live components, as in the first iterations of any fit).
+
+With several backends, each is a column of the iteration table, all interleaved with the peers in the same run,
 with each backend's time as a multiple of the first's; the whole-fit, memory and first-fit sections use the first.
+oneDAL (``daal4py.em_gmm``, from ``pip install scikit-learn-intelex``, the ``bench`` extra) is a column where it
+is installed, for full and diagonal covariances (it has no others).
 
-Every ratio compares the two libraries on the same data, from the same initial parameters (weights_init,
-means_init, precisions_init), with tol=0 so that both run exactly the same iterations. A per-iteration time is
+Every ratio compares the libraries on the same data, from the same initial parameters (weights_init, means_init,
+precisions_init), with tol=0 so that all run exactly the same iterations. A per-iteration time is
 (t(max_iter=1 + m) - t(max_iter=1)) / m, which removes validation and set-up; each figure is the median of
-``--repeat`` runs, the two libraries interleaved. Machine rates (a float64 matmul, a large array sum) are measured
-in the same run, and the time of a full-covariance iteration is reported as a multiple of the lower bound
-max(2 N K D^2 / flop rate, N D 8 / bandwidth) of DESIGN.md section 2.
+``--repeat`` runs, the libraries interleaved. Machine rates (a float64 matmul on all cores, NumPy's exp on one core
+times the cores, a large array sum) are measured in the same run, and each iteration is reported as a multiple of
+the lower bound max(flops / matmul rate + N K / exp rate, N D 8 / bandwidth), with 2 N K D^2 flops for full and
+tied covariances (DESIGN.md section 2) and 6 N K D for diagonal and spherical ones.
 """
 
 import argparse
@@ -39,6 +49,7 @@ CASES = [
     ("tied", 1_000_000, 8, 16),
 ]
 QUICK_CASES = [("full", 100_000, 2, 4), ("diag", 100_000, 8, 16)]
+FAMILIES = ("separated", "overlapping")
 
 
 def make_data(n_samples, n_features, n_components, seed=0, dtype=np.float64):
@@ -46,6 +57,37 @@ def make_data(n_samples, n_features, n_components, seed=0, dtype=np.float64):
     from fastgmm.__main__ import _synthetic
 
     return _synthetic(n_samples, n_features, n_components, seed)[0].astype(dtype, copy=False)
+
+
+def exp_rate():
+    """Exponentials per second on all cores: the faster of NumPy's vectorised exp and the compiled kernels' (over
+    2^20 doubles on one core, median of 5), times the cores."""
+    x = -np.random.rand(2**20) * 50
+    out = np.empty_like(x)
+    candidates = [lambda: np.exp(x, out=out)]
+    try:
+        from fastgmm.kernels import numba_
+
+        scratch = np.empty_like(x)
+        candidates.append(lambda: numba_._exp_nonpositive(x, out, x.size, scratch))
+    except ImportError:
+        pass
+    best = 0.0
+    for run in candidates:
+        run()
+        rates = []
+        for _ in range(5):
+            t = time.perf_counter()
+            run()
+            rates.append(x.size / (time.perf_counter() - t))
+        best = max(best, float(np.median(rates)))
+    return best * os.cpu_count()
+
+
+def lower_bound(covariance_type, n, d, k, flop_rate, exp_per_second, bandwidth):
+    """Seconds per iteration below which no implementation can go here (see the module docstring)."""
+    flops = 2 * n * k * d * d if covariance_type in ("full", "tied") else 6 * n * k * d
+    return max(flops / (flop_rate * 1e9) + n * k / exp_per_second, n * d * 8 / (bandwidth * 1e9))
 
 
 def machine_rates():
@@ -75,20 +117,49 @@ def shared_init(X, covariance_type, n_components):
     return dict(weights_init=start.weights_, means_init=start.means_, precisions_init=start.precisions_)
 
 
+def case_data(family, covariance_type, n, d, k):
+    """(X, initial parameters) of a per-iteration case of the family."""
+    from benchmarks.datasets import overlapping_start
+
+    if family == "overlapping":
+        X = make_data(n, d, max(1, k // 4))
+        return X, overlapping_start(X, covariance_type, k)
+    X = make_data(n, d, k)
+    return X, shared_init(X, covariance_type, k)
+
+
 def per_iteration(estimators, X, extra_iterations, repeat):
-    """Median per-iteration seconds of each named estimator factory ``f(max_iter)``, runs interleaved."""
+    """Median per-iteration seconds of each named estimator factory ``f(max_iter)``, runs interleaved; NaN for one
+    that stopped before running an extra iteration. The extra iterations are counted from the fits' ``n_iter_``:
+    oneDAL stops once its log-likelihood no longer changes at all, even with a zero tolerance."""
     times = {name: [] for name in estimators}
     for _ in range(repeat):
         for name, factory in estimators.items():
             # Let the other library's BLAS threads stop spinning before timing this one.
             time.sleep(0.3)
             t0 = time.perf_counter()
-            factory(1).fit(X)
+            one = factory(1).fit(X)
             t1 = time.perf_counter()
-            factory(1 + extra_iterations).fit(X)
+            more = factory(1 + extra_iterations).fit(X)
             t2 = time.perf_counter()
-            times[name].append(((t2 - t1) - (t1 - t0)) / extra_iterations)
+            ran = more.n_iter_ - one.n_iter_
+            times[name].append(((t2 - t1) - (t1 - t0)) / ran if ran > 0 else np.nan)
     return {name: float(np.median(ts)) for name, ts in times.items()}
+
+
+def _processor():
+    """The CPU's model name (``lscpu``'s), and whether it has AVX-512: the kernels' speed depends on both."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return name
+    for line in info.splitlines():
+        if line.startswith("model name"):
+            name = line.split(":", 1)[1].strip()
+            break
+    return f"{name} ({'AVX-512' if 'avx512f' in info else 'AVX2' if 'avx2' in info else 'no AVX2'})"
 
 
 def parse_case(text):
@@ -98,16 +169,16 @@ def parse_case(text):
     return covariance_type, n, d, k
 
 
-def iteration_table(cases, repeat, flop_rate, bandwidth, backends):
+def iteration_table(family, cases, repeat, rates, backends, onedal):
     from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
+    from benchmarks.common import OneDALMixture
     from fastgmm import GaussianMixture
     from fastgmm._backends import warm_up
 
     rows = []
     for covariance_type, n, d, k in cases:
-        X = make_data(n, d, k)
-        init = shared_init(X, covariance_type, k)
+        X, init = case_data(family, covariance_type, n, d, k)
         settings = dict(n_components=k, covariance_type=covariance_type, tol=0, **init)
         for backend in backends:
             warm_up(GaussianMixture(max_iter=1, backend=backend, **settings), X)  # compile outside the timing
@@ -119,32 +190,47 @@ def iteration_table(cases, repeat, flop_rate, bandwidth, backends):
             for backend in backends
         }
         factories["sklearn"] = lambda m: SklearnGaussianMixture(max_iter=m, **settings)
-        measured = per_iteration(factories, X, extra, repeat)
-        bound = None
-        if covariance_type == "full":
-            bound = max(2 * n * k * d * d / (flop_rate * 1e9), n * d * 8 / (bandwidth * 1e9))
-        rows.append((covariance_type, n, d, k, measured["sklearn"], [measured[b] for b in backends], bound))
-        print(_iteration_row(rows[-1]), flush=True)
+        with_onedal = onedal and covariance_type in ("full", "diag")
+        if with_onedal:
+            factories["onedal"] = lambda m: OneDALMixture(max_iter=m, **settings)
+        try:
+            measured = per_iteration(factories, X, extra, repeat)
+        except RuntimeError as error:  # oneDAL refuses some starts ("Ill-conditioned covariance matrix")
+            if not with_onedal:
+                raise
+            print(f"(oneDAL failed on this case: {str(error).splitlines()[0]})", flush=True)
+            del factories["onedal"]
+            measured = per_iteration(factories, X, extra, repeat)
+        bound = lower_bound(covariance_type, n, d, k, *rates)
+        rows.append((covariance_type, n, d, k, measured["sklearn"], measured.get("onedal"),
+                     [measured[b] for b in backends], bound))
+        print(_iteration_row(rows[-1], onedal), flush=True)
     return rows
 
 
-def _iteration_header(backends):
-    columns = ["covariance", "N", "D", "K", "scikit-learn s/iter"]
+def _iteration_header(backends, onedal):
+    columns = ["covariance", "N", "D", "K", "scikit-learn s/iter"] + (["oneDAL s/iter"] if onedal else [])
     for backend in backends:
         label = "fastgmm" if backends == ["auto"] else backend
-        columns += [f"{label} s/iter", "speed-up"]
+        columns += [f"{label} s/iter", "vs scikit-learn"] + (["vs oneDAL"] if onedal else [])
     columns += [f"{backend}/{backends[0]}" for backend in backends[1:]]
     columns.append("x lower bound")
     return "| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|"
 
 
-def _iteration_row(row):
-    covariance_type, n, d, k, sk, fastgmm_times, bound = row
+def _iteration_row(row, onedal):
+    covariance_type, n, d, k, sk, dal, fastgmm_times, bound = row
     cells = [covariance_type, f"{n:,}", str(d), str(k), f"{sk:.3f}"]
+    # oneDAL: None where it does not run the case, NaN where it stopped early (converged to the last bit).
+    measured = dal is not None and np.isfinite(dal)
+    if onedal:
+        cells.append(f"{dal:.4f}" if measured else "converged" if dal is not None else "-")
     for fg in fastgmm_times:
         cells += [f"{fg:.4f}", f"**{sk / fg:.0f}x**"]
+        if onedal:
+            cells.append(f"**{dal / fg:.2f}x**" if measured else "-")
     cells += [f"{fg / fastgmm_times[0]:.2f}" for fg in fastgmm_times[1:]]
-    cells.append(f"{fastgmm_times[0] / bound:.1f}x" if bound else "-")
+    cells.append(f"{fastgmm_times[0] / bound:.1f}x")
     return "| " + " | ".join(cells) + " |"
 
 
@@ -258,30 +344,42 @@ def main(argv=None):
     parser.add_argument("--backend", nargs="+", default=["auto"], help="fastgmm backends, each a column")
     parser.add_argument("--cases", nargs="+", help="iteration cases as covariance:N/D/K (default: all)")
     parser.add_argument("--iterations-only", action="store_true", help="the per-iteration table alone")
+    parser.add_argument("--family", choices=FAMILIES + ("both",), default="both",
+                        help="per-iteration case family (default: both)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     import numba
     import sklearn
 
     import fastgmm
+    from benchmarks.common import onedal_available
     from fastgmm._backends import get_backend
 
     backends = args.backend
     names = ", ".join(get_backend(backend).NAME for backend in backends)
     flop_rate, bandwidth = machine_rates()
+    exps = exp_rate()
+    onedal = onedal_available()
+    if onedal:
+        from importlib.metadata import version
+
+        peers = f"scikit-learn-intelex {version('scikit-learn-intelex')} (oneDAL), "
+    else:
+        peers = "oneDAL not installed (pip install scikit-learn-intelex), "
     print(
         textwrap.dedent(
             f"""
-            Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; float64 matmul
-            {flop_rate:.0f} GFLOP/s, array sum {bandwidth:.1f} GB/s. fastgmm {fastgmm.__version__} (backend
-            {names}), scikit-learn {sklearn.__version__}, numba {numba.__version__},
-            numpy {np.__version__}; medians of {args.repeat}.
+            Machine: {_processor()}, {os.cpu_count()} cores; float64 matmul {flop_rate:.0f} GFLOP/s, exp
+            {exps / 1e9:.2f} G/s, array sum {bandwidth:.1f} GB/s. fastgmm {fastgmm.__version__} (backend {names}),
+            scikit-learn {sklearn.__version__}, {peers}numba {numba.__version__}, numpy {np.__version__};
+            medians of {args.repeat}.
             """
         ).strip()
     )
-    print("\n" + _iteration_header(backends))
     cases = [parse_case(case) for case in args.cases] if args.cases else QUICK_CASES if args.quick else CASES
-    iteration_table(cases, args.repeat, flop_rate, bandwidth, backends)
+    for family in FAMILIES if args.family == "both" else (args.family,):
+        print(f"\nPer EM iteration, {family} data:\n" + _iteration_header(backends, onedal))
+        iteration_table(family, cases, args.repeat, (flop_rate, exps, bandwidth), backends, onedal)
     if args.iterations_only:
         return
 

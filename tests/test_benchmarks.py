@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "asv_benchmarks"
@@ -46,3 +47,28 @@ def test_quick_benchmark_run_succeeds(asv_env):
                  "track_speedup", "timeraw_first_fit"):
         assert f"{name}" in result.stdout, name
     assert "failed" not in result.stdout
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_onedal_peer_runs_the_same_iterations_as_sklearn(covariance_type):
+    """The benchmarks' oneDAL wrapper fits from the given start for exactly max_iter iterations: its means follow
+    scikit-learn's from the same start (oneDAL regularises differently, hence not to the last digits)."""
+    pytest.importorskip("daal4py")
+    from sklearn.mixture import GaussianMixture
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from benchmarks.common import OneDALMixture
+        from benchmarks.datasets import overlapping_start
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 3))
+    X[:10_000] += 1.5
+    init = overlapping_start(X, covariance_type, 6)
+    for max_iter in (1, 3, 10):
+        peer = OneDALMixture(6, covariance_type=covariance_type, max_iter=max_iter, **init).fit(X)
+        expected = GaussianMixture(6, covariance_type=covariance_type, max_iter=max_iter, tol=0, **init).fit(X)
+        assert peer.n_iter_ == max_iter
+        np.testing.assert_allclose(peer.means_, expected.means_, atol=1e-4)
+        np.testing.assert_allclose(peer.weights_, expected.weights_, atol=1e-5)

@@ -89,6 +89,57 @@ def test_backend_sparse_responsibilities_match_reference(backend, covariance_typ
     assert_statistics_close(actual, expected, rtol=1e-10)
 
 
+def overlapping_params(covariance_type, n_components, n_features, seed, offset=0.0, spread=0.3):
+    """Components whose means lie ``spread`` standard deviations apart, so that every point keeps all of them live
+    (the dense path of the compiled kernels)."""
+    base = random_params(covariance_type, n_components, n_features, seed=seed)
+    rng = np.random.RandomState(seed + 1)
+    means = offset + spread * rng.normal(size=(n_components, n_features))
+    return MixtureParameters(
+        covariance_type, base.weights, means, base.covariances,
+        precision_cholesky_from_covariances(base.covariances, covariance_type),
+    )
+
+
+@pytest.mark.parametrize(("dtype", "weighted", "offset"), [(np.float64, False, 0.0), (np.float32, True, 1e6)])
+# D = 1-3 sum the moments point by point, 4-8 by Gram blocks (with and without a padding row), 14 and 21 also take
+# the generic log-probability tile; K = 1 is dense by definition.
+@pytest.mark.parametrize("shape", [(3000, 1, 3), (2600, 2, 4), (1000, 3, 5), (1100, 4, 2), (900, 7, 3), (800, 8, 6),
+                                   (700, 14, 3), (600, 21, 2), (1000, 5, 1)])
+def test_backend_dense_responsibilities_match_reference(backend, covariance_type, dtype, weighted, offset, shape):
+    """Overlapping components: every tile takes the compiled kernels' dense path (all responsibilities live)."""
+    n, d, k = shape
+    params = overlapping_params(covariance_type, k, d, seed=40, offset=offset)
+    rng = np.random.RandomState(41)
+    X = (params.means[rng.randint(k, size=n)] + rng.normal(size=(n, d))).astype(dtype)
+    w = rng.uniform(0, 2, n) if weighted else None
+    if weighted:
+        w[::5] = 0.0
+    args = params.kernel_arguments()
+    expected = reference.accumulate(X, w, *args, block_size=512)
+    actual = get_backend(backend).accumulate(X, w, *args, block_size=512)
+    assert_statistics_close(actual, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_backend_mixes_dense_and_sparse_tiles(backend, covariance_type, weighted):
+    """Runs of overlapping points (dense tiles) between runs of points that only one component explains (sparse
+    tiles), in one block: both paths add to the same partials and stages."""
+    d, k = 3, 4
+    params = overlapping_params(covariance_type, k, d, seed=42)
+    means = params.means.copy()
+    means[3] += 80.0  # one far component: its points keep it alone
+    params = MixtureParameters(covariance_type, params.weights, means, params.covariances, params.precisions_cholesky)
+    rng = np.random.RandomState(43)
+    runs = [means[rng.randint(3, size=300)] if i % 2 else np.repeat(means[3:], 300, axis=0) for i in range(8)]
+    X = np.concatenate(runs) + rng.normal(size=(2400, d))
+    w = rng.uniform(0, 2, len(X)) if weighted else None
+    args = params.kernel_arguments()
+    expected = reference.accumulate(X, w, *args, block_size=4096)
+    actual = get_backend(backend).accumulate(X, w, *args, block_size=4096)
+    assert_statistics_close(actual, expected, rtol=1e-10)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_features", [5, 14, 21])
 def test_backend_log_prob_matches_reference(backend, covariance_type, dtype, n_features):

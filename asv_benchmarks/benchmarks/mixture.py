@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from .common import BACKENDS, IMPLEMENTATIONS, PROFILE, Benchmark, estimator, quiet, require, warm
-from .datasets import CASES, HEADLINE, REFERENCE_CASES, case, load
+from .datasets import CASES, HEADLINE, OVERLAP_CASES, REFERENCE_CASES, case, load
 
 # End-to-end fits: the default k-means initialisation, then exactly this many EM iterations.
 FIT_ITERATIONS = 2
@@ -27,10 +27,12 @@ def _iteration_settings(name, init, max_iter=1):
 
 
 def _require(name, implementation):
-    """``require``, and the reference backend on its cases only."""
+    """``require``, the reference backend on its cases only, oneDAL on its covariance types."""
     require(implementation)
     if implementation == "numpy" and name not in REFERENCE_CASES:
         raise NotImplementedError(f"the NumPy reference backend is timed on {REFERENCE_CASES} only")
+    if implementation == "onedal" and case(name)[0] not in ("full", "diag"):
+        raise NotImplementedError("oneDAL's EM has full and diagonal covariances only")
 
 
 def _usable(name, implementation):
@@ -43,13 +45,17 @@ def _usable(name, implementation):
 
 class EMIteration(Benchmark):
     """One EM iteration: ``fit`` with ``max_iter=1`` from the shared initial parameters (an E-step and an M-step,
-    with the input checks; scikit-learn adds the final E-step it always runs)."""
+    with the input checks; scikit-learn adds the final E-step it always runs), on the fitted-start and the
+    overlapping cases; oneDAL's EM beside them where it is installed."""
 
     param_names = ["case", "implementation"]
-    params = [CASES, IMPLEMENTATIONS]
+    params = [CASES + OVERLAP_CASES, IMPLEMENTATIONS + ["onedal"]]
 
     def setup(self, name, implementation):
         _require(name, implementation)
+        if implementation == "sklearn" and name in OVERLAP_CASES:
+            # Its iteration is dense whatever the start: VersusSklearn times it on these cases.
+            raise NotImplementedError("scikit-learn's iteration on the overlapping cases is in VersusSklearn")
         quiet()
         self.X, init = load(name)
         k, settings = _iteration_settings(name, init)
@@ -165,17 +171,19 @@ class Predict(Benchmark):
 SPEEDUP_SAMPLES = 3
 
 
-def _fastgmm_iteration_seconds(X, name, init, backend, extra=4):
-    """Seconds per EM iteration of fastgmm: (t(max_iter=1+extra) - t(max_iter=1)) / extra, which removes the input
-    checks and set-up."""
+def _iteration_seconds(X, name, init, implementation, extra=4):
+    """Seconds per EM iteration of fastgmm (or oneDAL): (t(max_iter=1+extra) - t(max_iter=1)) over the iterations
+    that the second fit ran beyond the first (oneDAL stops once its log-likelihood no longer changes at all, even
+    with a zero tolerance; NaN when it ran none), which removes the input checks and set-up."""
     k, one = _iteration_settings(name, init, 1)
     _, more = _iteration_settings(name, init, 1 + extra)
     t0 = time.perf_counter()
-    estimator(backend, k, **one).fit(X)
+    first = estimator(implementation, k, **one).fit(X)
     t1 = time.perf_counter()
-    estimator(backend, k, **more).fit(X)
+    second = estimator(implementation, k, **more).fit(X)
     t2 = time.perf_counter()
-    return ((t2 - t1) - (t1 - t0)) / extra
+    ran = second.n_iter_ - first.n_iter_
+    return ((t2 - t1) - (t1 - t0)) / ran if ran > 0 else float("nan")
 
 
 def _sklearn_iteration_seconds(model, X):
@@ -186,31 +194,46 @@ def _sklearn_iteration_seconds(model, X):
     return time.perf_counter() - t0
 
 
+def _median_iteration_seconds(name, peer):
+    """{implementation: seconds per EM iteration} of fastgmm's compiled backends and ``peer`` (``'sklearn'`` or
+    ``'onedal'``) on a case, the median of ``SPEEDUP_SAMPLES`` interleaved samples, everything compiled first."""
+    X, init = load(name)
+    k, settings = _iteration_settings(name, init)
+    backends = [backend for backend in ("numba", "cython") if _usable(name, backend)]
+    for backend in backends:
+        estimator(backend, k, **settings).fit(X[:2000])  # compiles outside the timing
+    if peer == "sklearn":
+        reference = estimator("sklearn", k, **settings).fit(X[:2000])
+
+        def time_peer():
+            return _sklearn_iteration_seconds(reference, X)
+    else:
+        warm(estimator(peer, k, **settings), X)
+
+        def time_peer():
+            return _iteration_seconds(X, name, init, peer)
+    samples = {implementation: [] for implementation in backends + [peer]}
+    for _ in range(SPEEDUP_SAMPLES):
+        for backend in backends:
+            samples[backend].append(_iteration_seconds(X, name, init, backend))
+        samples[peer].append(time_peer())
+    return {implementation: float(np.median(values)) for implementation, values in samples.items()}
+
+
 class VersusSklearn(Benchmark):
     """fastgmm's speed-up over scikit-learn per EM iteration, both measured in the same process, interleaved, from
     the same parameters (median of ``SPEEDUP_SAMPLES``): the ratio the README quotes, over history."""
 
     param_names = ["case", "backend"]
-    params = [CASES, ["numba", "cython"]]
+    params = [CASES + OVERLAP_CASES, ["numba", "cython"]]
     timeout = 1800
 
     def setup_cache(self):
         quiet()
         seconds = {}
-        for name in CASES:
-            X, init = load(name)
-            k, settings = _iteration_settings(name, init)
-            backends = [backend for backend in ("numba", "cython") if _usable(name, backend)]
-            for backend in backends:
-                estimator(backend, k, **settings).fit(X[:2000])  # compiles outside the timing
-            reference = estimator("sklearn", k, **settings).fit(X[:2000])
-            samples = {implementation: [] for implementation in backends + ["sklearn"]}
-            for _ in range(SPEEDUP_SAMPLES):
-                for backend in backends:
-                    samples[backend].append(_fastgmm_iteration_seconds(X, name, init, backend))
-                samples["sklearn"].append(_sklearn_iteration_seconds(reference, X))
-            for implementation, values in samples.items():
-                seconds[name, implementation] = float(np.median(values))
+        for name in CASES + OVERLAP_CASES:
+            for implementation, value in _median_iteration_seconds(name, "sklearn").items():
+                seconds[name, implementation] = value
         return seconds
 
     def setup(self, seconds, name, backend):
@@ -233,6 +256,40 @@ class VersusSklearn(Benchmark):
         return seconds[name, "sklearn"]
 
     track_sklearn_seconds_per_iteration.unit = "seconds"
+
+
+class VersusOneDAL(Benchmark):
+    """fastgmm's speed-up over Intel oneDAL's EM (``daal4py.em_gmm``, the fastest CPU peer) per EM iteration, both
+    measured in the same process, interleaved, from the same parameters, full and diagonal covariances (median of
+    ``SPEEDUP_SAMPLES``). Skipped where ``scikit-learn-intelex`` is not installed."""
+
+    param_names = ["case", "backend"]
+    params = [CASES + OVERLAP_CASES, ["numba", "cython"]]
+    timeout = 1800
+
+    def setup_cache(self):
+        quiet()
+        seconds = {}
+        for name in CASES + OVERLAP_CASES:
+            if _usable(name, "onedal"):
+                for implementation, value in _median_iteration_seconds(name, "onedal").items():
+                    seconds[name, implementation] = value
+        return seconds
+
+    def setup(self, seconds, name, backend):
+        if (name, backend) not in seconds or (name, "onedal") not in seconds:
+            raise NotImplementedError(f"backend {backend!r} or oneDAL is not usable here, or not on this case")
+
+    def track_speedup(self, seconds, name, backend):
+        """oneDAL's seconds per iteration over fastgmm's."""
+        return seconds[name, "onedal"] / seconds[name, backend]
+
+    track_speedup.unit = "x oneDAL"
+
+    def track_onedal_seconds_per_iteration(self, seconds, name, backend):
+        return seconds[name, "onedal"]
+
+    track_onedal_seconds_per_iteration.unit = "seconds"
 
 
 # A fresh interpreter: import fastgmm and fit a small problem; ``cold`` gives Numba an empty compile cache.

@@ -53,10 +53,13 @@ cdef enum:
 # -100 ln 2: see numba_._LOG_NEGLIGIBLE for why dropping those shares is exact for the sums and below rounding for
 # the moments.
 cdef double LOG_NEGLIGIBLE = -69.31471805599453
+# See numba_._DENSE_LIVE and numba_._MAX_SMALL_FEATURES.
+cdef double DENSE_LIVE = 0.5
+cdef int MAX_SMALL_FEATURES = 3
 
 OPENMP = bool(fastgmm_openmp())
 STATIC_TILE = bool(FASTGMM_STATIC_TILE)
-TILE_ROWS = TILE  # for the wrapper: the stages are (stages, D, TILE) doubles
+TILE_ROWS = TILE  # for the wrapper: the stages are (stages, gram_rows(D), TILE) doubles
 
 
 def max_threads():
@@ -162,12 +165,12 @@ cdef void _log_prob_tile(
             ak[p] = c - 0.5 * ak[p]
 
 
-cdef int _responsibilities_tile(
-    const double* a, int n, int K, double* top, long* best, double* floor_, long* n_kept, double* total,
-    long* pair_p, long* pair_k, double* pair_v, double* pair_r,
+cdef int _live_components(
+    const double* a, int n, int K, double* top, long* best, double* floor_, long* n_kept,
 ) noexcept nogil:
-    """Sparse responsibilities of a tile, as ``numba_._responsibilities_tile``; returns the number of pairs."""
-    cdef int k, p, n_pairs = 0
+    """Per point: the largest log-probability, its component, the floor and the live count, as
+    ``numba_._live_components``; returns the tile's sum of live counts."""
+    cdef int k, p, live = 0
     cdef double v, t
     cdef long j
     for p in range(n):
@@ -188,6 +191,17 @@ cdef int _responsibilities_tile(
         for p in range(n):
             n_kept[p] += a[k * TILE + p] > floor_[p]
     for p in range(n):
+        live += n_kept[p]
+    return live
+
+
+cdef int _responsibilities_sparse(
+    const double* a, int n, int K, const double* top, const long* best, const double* floor_, const long* n_kept,
+    double* total, long* pair_p, long* pair_k, double* pair_v, double* pair_r,
+) noexcept nogil:
+    """Sparse responsibilities of a tile, as ``numba_._responsibilities_sparse``; returns the number of pairs."""
+    cdef int k, p, n_pairs = 0
+    for p in range(n):
         if n_kept[p] > 1:
             for k in range(K):
                 if a[k * TILE + p] > floor_[p] and k != best[p]:
@@ -203,13 +217,43 @@ cdef int _responsibilities_tile(
     return n_pairs
 
 
+cdef void _responsibilities_dense(
+    crdouble a, int n, int K, crdouble top, crdouble floor_, const long* n_kept, rdouble total, rdouble v,
+    rdouble r,
+) noexcept nogil:
+    """Dense responsibilities of a tile, ``r[k n + p]``, zero where negligible, as
+    ``numba_._responsibilities_dense``."""
+    cdef int k, p
+    cdef double x
+    cdef crdouble ak
+    cdef rdouble vk
+    cdef crdouble rk
+    for k in range(K):
+        ak = a + k * TILE
+        vk = v + k * n
+        for p in range(n):
+            x = ak[p]
+            vk[p] = x - top[p] if x > floor_[p] else -INFINITY
+    fastgmm_exp_nonpositive(v, r, K * n)
+    for p in range(n):
+        total[p] = 0.0
+    for k in range(K):
+        rk = r + k * n
+        for p in range(n):
+            total[p] += rk[p]
+    for p in range(n):
+        total[p] = total[p] if n_kept[p] > 0 else NAN
+
+
 cdef void _add_log_likelihood(
     const double* top, const double* total, int n, const double* w, Py_ssize_t start, bint weighted, double* wt,
     double* ll_tw,
 ) noexcept nogil:
-    """ll_tw[0] += sum_p w_p (top_p + log total_p), ll_tw[1] += sum_p w_p; fills the tile's weights ``wt``."""
-    cdef int p, c
+    """ll_tw[0] += sum_p w_p (top_p + log total_p), ll_tw[1] += sum_p w_p; fills the tile's weights ``wt``. One log
+    per LOG_CHUNK points, from eight interleaved running products, as ``numba_._add_log_likelihood``."""
+    cdef int p, c, q, span = 8 * LOG_CHUNK
     cdef double wp, product, s = 0.0
+    cdef double p0, p1, p2, p3, p4, p5, p6, p7
     if weighted:
         for p in range(n):
             wp = w[start + p]
@@ -222,8 +266,22 @@ cdef void _add_log_likelihood(
     for p in range(n):
         wt[p] = 1.0
         s += top[p]
-    # One log per LOG_CHUNK points, as numba_._add_log_likelihood: each total lies in [1, K] (or is NaN).
     c = 0
+    while c + span <= n:
+        p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 1.0
+        q = c
+        while q < c + span:
+            p0 *= total[q]
+            p1 *= total[q + 1]
+            p2 *= total[q + 2]
+            p3 *= total[q + 3]
+            p4 *= total[q + 4]
+            p5 *= total[q + 5]
+            p6 *= total[q + 6]
+            p7 *= total[q + 7]
+            q = q + 8
+        s += ((log(p0) + log(p1)) + (log(p2) + log(p3))) + ((log(p4) + log(p5)) + (log(p6) + log(p7)))
+        c = c + span
     while c < n:
         product = 1.0
         for p in range(c, min(c + LOG_CHUNK, n)):
@@ -234,58 +292,290 @@ cdef void _add_log_likelihood(
     ll_tw[1] += n
 
 
+cdef inline int _gram_rows(int D) noexcept nogil:
+    # fastgmm.kernels._layout.gram_rows
+    return (D + 4) // 4 * 4
+
+
+cdef void _gram_buffer_rows(double* buffer, int copies, int D) noexcept nogil:
+    """Row D of each (gram_rows(D), TILE) copy ones, the rows after it zero (see ``_moments_dense``)."""
+    cdef int c, i, q, rows = _gram_rows(D)
+    for c in range(copies):
+        for i in range(D, rows):
+            for q in range(TILE):
+                buffer[(c * rows + i) * TILE + q] = 1.0 if i == D else 0.0
+
+
 cdef void _moments_dense(
-    crdouble d, crdouble rw, int m, int cov, int k, int D, rdouble rd, double* nk, double* s1, double* s2,
+    crdouble d, crdouble rw, int m, int cov, int k, int D, rdouble rd, double* gram, double* nk, double* s1,
+    double* s2,
 ) noexcept nogil:
-    """Add the moments of m staged columns ``d`` (D, TILE) with weights ``rw`` to component k's partials; s2 is
-    full/tied (K or 1, D, D) upper triangle, diag/spherical (K, D). Rows are addressed through their own pointers
-    (see ``_axpy4``)."""
-    cdef int i, j, q
-    cdef double s, total = 0.0
-    cdef double* s2k
-    cdef crdouble di
-    cdef crdouble dj
-    cdef rdouble ri
+    """Full/tied moments of m centred columns ``d`` (gram_rows(D), TILE) with weights ``rw`` into component k's
+    partials, as ``numba_._moments_dense``: the upper triangle of the Gram product of [d; 1] in 2 x 4 blocks, eight
+    independent sums per sweep, through ``gram`` (gram_rows(D)^2 scratch); s2 (K or 1, D, D) upper triangle."""
+    cdef int i, j, q, rows = _gram_rows(D)
+    cdef double t00, t01, t02, t03, t10, t11, t12, t13, a0, a1, b0, b1, b2, b3
+    cdef crdouble r0
+    cdef crdouble r1
+    cdef crdouble c0
+    cdef crdouble c1
+    cdef crdouble c2
+    cdef crdouble c3
+    cdef double* s2k = s2 + (0 if cov == TIED else k * D * D)
     for q in range(m):
-        total += rw[q]
-    nk[k] += total
+        rd[D * TILE + q] = rw[q]
     for i in range(D):
-        ri = rd + i * TILE
-        di = d + i * TILE
         for q in range(m):
-            ri[q] = rw[q] * di[q]
-    for i in range(D):
-        ri = rd + i * TILE
-        di = d + i * TILE
-        s = 0.0
-        for q in range(m):
-            s += ri[q]
-        s1[k * D + i] += s
-        if cov == DIAG or cov == SPHERICAL:
-            s = 0.0
+            rd[i * TILE + q] = rw[q] * d[i * TILE + q]
+    i = 0
+    while i <= D:
+        # One pointer per row: see _axpy4.
+        r0 = rd + i * TILE
+        r1 = r0 + TILE
+        j = i - i % 4
+        while j <= D:
+            c0 = d + j * TILE
+            c1 = c0 + TILE
+            c2 = c1 + TILE
+            c3 = c2 + TILE
+            t00 = t01 = t02 = t03 = t10 = t11 = t12 = t13 = 0.0
             for q in range(m):
-                s += ri[q] * di[q]
-            s2[k * D + i] += s
+                a0 = r0[q]
+                a1 = r1[q]
+                b0 = c0[q]
+                b1 = c1[q]
+                b2 = c2[q]
+                b3 = c3[q]
+                t00 += a0 * b0
+                t01 += a0 * b1
+                t02 += a0 * b2
+                t03 += a0 * b3
+                t10 += a1 * b0
+                t11 += a1 * b1
+                t12 += a1 * b2
+                t13 += a1 * b3
+            gram[i * rows + j] = t00
+            gram[i * rows + j + 1] = t01
+            gram[i * rows + j + 2] = t02
+            gram[i * rows + j + 3] = t03
+            gram[(i + 1) * rows + j] = t10
+            gram[(i + 1) * rows + j + 1] = t11
+            gram[(i + 1) * rows + j + 2] = t12
+            gram[(i + 1) * rows + j + 3] = t13
+            j = j + 4
+        i = i + 2
+    for i in range(D):
+        for j in range(i, D):
+            s2k[i * D + j] += gram[i * rows + j]
+        s1[k * D + i] += gram[i * rows + D]
+    nk[k] += gram[D * rows + D]
+
+
+cdef void _moments_small(
+    crdouble xt, int n, crdouble rw, const double* mu, int D, double* nk_k, double* s1_k, double* s2_k,
+) noexcept nogil:
+    """Full/tied moments of one component over a tile's columns for D <= MAX_SMALL_FEATURES, summed point by point
+    in registers, as ``numba_._moments_small``; s2_k is the component's (D, D) upper triangle."""
+    cdef int p
+    cdef double c, d0, d1, d2, u0, u1, u2
+    cdef double cs = 0.0, f0 = 0.0, f1 = 0.0, f2 = 0.0
+    cdef double g00 = 0.0, g01 = 0.0, g02 = 0.0, g11 = 0.0, g12 = 0.0, g22 = 0.0
+    cdef crdouble x0 = xt
+    cdef crdouble x1 = xt + TILE
+    cdef crdouble x2 = xt + 2 * TILE
+    if D == 1:
+        for p in range(n):
+            c = rw[p]
+            d0 = x0[p] - mu[0]
+            u0 = c * d0
+            cs += c
+            f0 += u0
+            g00 += u0 * d0
+        s2_k[0] += g00
+    elif D == 2:
+        for p in range(n):
+            c = rw[p]
+            d0 = x0[p] - mu[0]
+            d1 = x1[p] - mu[1]
+            u0 = c * d0
+            u1 = c * d1
+            cs += c
+            f0 += u0
+            f1 += u1
+            g00 += u0 * d0
+            g01 += u0 * d1
+            g11 += u1 * d1
+        s1_k[1] += f1
+        s2_k[0] += g00
+        s2_k[1] += g01
+        s2_k[3] += g11
+    else:
+        for p in range(n):
+            c = rw[p]
+            d0 = x0[p] - mu[0]
+            d1 = x1[p] - mu[1]
+            d2 = x2[p] - mu[2]
+            u0 = c * d0
+            u1 = c * d1
+            u2 = c * d2
+            cs += c
+            f0 += u0
+            f1 += u1
+            f2 += u2
+            g00 += u0 * d0
+            g01 += u0 * d1
+            g02 += u0 * d2
+            g11 += u1 * d1
+            g12 += u1 * d2
+            g22 += u2 * d2
+        s1_k[1] += f1
+        s1_k[2] += f2
+        s2_k[0] += g00
+        s2_k[1] += g01
+        s2_k[2] += g02
+        s2_k[4] += g11
+        s2_k[5] += g12
+        s2_k[8] += g22
+    nk_k[0] += cs
+    s1_k[0] += f0
+
+
+cdef void _moments_diagonal(
+    crdouble xt, int n, crdouble rw, const double* mu, int D, double* nk_k, double* s1_k, double* s2_k,
+) noexcept nogil:
+    """Diagonal moments of one component over a tile's columns, four features per sweep (eight independent sums),
+    as in ``numba_._moments_tile``."""
+    cdef int i = 0, p
+    cdef double c, m0, m1, m2, m3, d0, d1, d2, d3, u0, u1, u2, u3, f0, f1, f2, f3, g0, g1, g2, g3
+    cdef double total = 0.0
+    cdef crdouble x0
+    cdef crdouble x1
+    cdef crdouble x2
+    cdef crdouble x3
+    for p in range(n):
+        total += rw[p]
+    nk_k[0] += total
+    while i + 4 <= D:
+        x0 = xt + i * TILE
+        x1 = x0 + TILE
+        x2 = x1 + TILE
+        x3 = x2 + TILE
+        m0 = mu[i]
+        m1 = mu[i + 1]
+        m2 = mu[i + 2]
+        m3 = mu[i + 3]
+        f0 = f1 = f2 = f3 = g0 = g1 = g2 = g3 = 0.0
+        for p in range(n):
+            c = rw[p]
+            d0 = x0[p] - m0
+            d1 = x1[p] - m1
+            d2 = x2[p] - m2
+            d3 = x3[p] - m3
+            u0 = c * d0
+            u1 = c * d1
+            u2 = c * d2
+            u3 = c * d3
+            f0 += u0
+            f1 += u1
+            f2 += u2
+            f3 += u3
+            g0 += u0 * d0
+            g1 += u1 * d1
+            g2 += u2 * d2
+            g3 += u3 * d3
+        s1_k[i] += f0
+        s1_k[i + 1] += f1
+        s1_k[i + 2] += f2
+        s1_k[i + 3] += f3
+        s2_k[i] += g0
+        s2_k[i + 1] += g1
+        s2_k[i + 2] += g2
+        s2_k[i + 3] += g3
+        i = i + 4
+    while i < D:
+        x0 = xt + i * TILE
+        m0 = mu[i]
+        f0 = g0 = 0.0
+        for p in range(n):
+            d0 = x0[p] - m0
+            u0 = rw[p] * d0
+            f0 += u0
+            g0 += u0 * d0
+        s1_k[i] += f0
+        s2_k[i] += g0
+        i = i + 1
+
+
+cdef void _moments_tile(
+    crdouble xt, int n, crdouble r, rdouble wt, crdouble total, int cov, const double* means, int K, int D,
+    rdouble rw, rdouble diff, rdouble rd, double* gram, double* nk, double* s1, double* s2,
+) noexcept nogil:
+    """The moments of the whole tile from its dense responsibilities ``r``, as ``numba_._moments_tile``."""
+    cdef int k, i, p
+    cdef double c, mu
+    cdef crdouble rk
+    cdef crdouble xi
+    cdef rdouble di
+    for p in range(n):
+        wt[p] = wt[p] / total[p]
+    for k in range(K):
+        rk = r + k * n
+        for p in range(n):
+            c = rk[p] * wt[p]
+            rw[p] = c if wt[p] > 0.0 else 0.0
+        if (cov == FULL or cov == TIED) and D <= MAX_SMALL_FEATURES:
+            _moments_small(xt, n, rw, means + k * D, D, nk + k, s1 + k * D, s2 + (0 if cov == TIED else k * D * D))
+        elif cov == FULL or cov == TIED:
+            for i in range(D):
+                mu = means[k * D + i]
+                xi = xt + i * TILE
+                di = diff + i * TILE
+                for p in range(n):
+                    di[p] = xi[p] - mu
+            _moments_dense(diff, rw, n, cov, k, D, rd, gram, nk, s1, s2)
         else:
-            s2k = s2 + (0 if cov == TIED else k * D * D)
-            for j in range(i, D):
-                dj = d + j * TILE
-                s = 0.0
-                for q in range(m):
-                    s += ri[q] * dj[q]
-                s2k[i * D + j] += s
+            _moments_diagonal(xt, n, rw, means + k * D, D, nk + k, s1 + k * D, s2 + k * D)
+
+
+cdef void _moments_gathered(
+    const double* xt, const long* order, const double* order_w, const long* bounds, const double* means, int K,
+    int D, double* nk, double* s1, double* s2,
+) noexcept nogil:
+    """Diagonal moments straight from the tile's rows grouped by component, as ``numba_._moments_gathered``."""
+    cdef int k, i, q, first, last
+    cdef double total, mu, t1, t2, d, v
+    for k in range(K):
+        first = bounds[k]
+        last = bounds[k + 1]
+        if first == last:
+            continue
+        total = 0.0
+        for q in range(first, last):
+            total += order_w[q]
+        nk[k] += total
+        for i in range(D):
+            mu = means[k * D + i]
+            t1 = 0.0
+            t2 = 0.0
+            for q in range(first, last):
+                d = xt[i * TILE + order[q]] - mu
+                v = order_w[q] * d
+                t1 += v
+                t2 += v * d
+            s1[k * D + i] += t1
+            s2[k * D + i] += t2
 
 
 cdef void _stage_tile(
     const double* xt, int n, const long* best, const long* n_kept, const double* total, double* wt,
     const long* pair_p, const long* pair_k, const double* pair_r, int n_pairs, int cov, const double* means, int K,
     int D, long* order, double* order_w, long* bounds, double* stage_d, double* stage_w, long* count, double* rd,
-    double* nk, double* s1, double* s2, bint direct,
+    double* gram, double* nk, double* s1, double* s2, bint direct,
 ) noexcept nogil:
     """Group the tile's (row, component) pairs by component (counting sort) and append them, centred on the
     component's mean, to its staging columns; a full stage is first reduced into the partials. ``direct``: one
     shared stage, reduced at once (as ``numba_._stage_tile``)."""
-    cdef int p, q, k, i, c, m, first, st
+    cdef int p, q, k, i, c, m, first, st, rows = _gram_rows(D)
     cdef double mu
     for p in range(n):
         wt[p] = wt[p] / total[p]
@@ -315,6 +605,9 @@ cdef void _stage_tile(
     for k in range(K, 0, -1):
         bounds[k] = bounds[k - 1]
     bounds[0] = 0
+    if cov == DIAG or cov == SPHERICAL:
+        _moments_gathered(xt, order, order_w, bounds, means, K, D, nk, s1, s2)
+        return
     for k in range(K):
         first = bounds[k]
         m = bounds[k + 1] - first
@@ -322,17 +615,17 @@ cdef void _stage_tile(
             continue
         st = 0 if direct else k
         if not direct and count[k] + m > TILE:
-            _moments_dense(stage_d + k * D * TILE, stage_w + k * TILE, count[k], cov, k, D, rd, nk, s1, s2)
+            _moments_dense(stage_d + k * rows * TILE, stage_w + k * TILE, count[k], cov, k, D, rd, gram, nk, s1, s2)
             count[k] = 0
         c = 0 if direct else count[k]
         for i in range(D):
             mu = means[k * D + i]
             for q in range(m):
-                stage_d[(st * D + i) * TILE + c + q] = xt[i * TILE + order[first + q]] - mu
+                stage_d[(st * rows + i) * TILE + c + q] = xt[i * TILE + order[first + q]] - mu
         for q in range(m):
             stage_w[st * TILE + c + q] = order_w[first + q]
         if direct:
-            _moments_dense(stage_d, stage_w, m, cov, k, D, rd, nk, s1, s2)
+            _moments_dense(stage_d, stage_w, m, cov, k, D, rd, gram, nk, s1, s2)
         else:
             count[k] = c + m
 
@@ -349,8 +642,9 @@ def accumulate_blocks(
     ``s2`` (flattened, see ``_moments_dense``); ``stages`` is K, or 1 to reduce each tile's rows at once."""
     cdef Py_ssize_t n_samples = X.shape[0], start, block_end
     cdef int D = X.shape[1], K = means.shape[0], n_blocks = ll_tw.shape[0]
-    cdef int b, n, n_pairs, k
+    cdef int b, n, n_pairs, k, live, rows = _gram_rows(D)
     cdef double *xt
+    cdef double *gram
     cdef double *diff
     cdef double *y
     cdef double *a
@@ -377,11 +671,12 @@ def accumulate_blocks(
     cdef bint ok
     with nogil, parallel(num_threads=n_threads):
         xt = <double*> calloc(D * TILE, sizeof(double))
-        diff = <double*> malloc(sizeof(double) * D * TILE)
+        diff = <double*> malloc(sizeof(double) * rows * TILE)
         y = <double*> malloc(sizeof(double) * TILE)
         a = <double*> malloc(sizeof(double) * K * TILE)
-        rd = <double*> malloc(sizeof(double) * D * TILE)
-        stage_d = <double*> malloc(sizeof(double) * stages * D * TILE)
+        rd = <double*> malloc(sizeof(double) * rows * TILE)
+        gram = <double*> malloc(sizeof(double) * rows * rows)
+        stage_d = <double*> malloc(sizeof(double) * stages * rows * TILE)
         stage_w = <double*> malloc(sizeof(double) * stages * TILE)
         wt = <double*> malloc(sizeof(double) * TILE)
         top = <double*> malloc(sizeof(double) * TILE)
@@ -401,10 +696,14 @@ def accumulate_blocks(
             xt != NULL and diff != NULL and y != NULL and a != NULL and rd != NULL and stage_d != NULL
             and stage_w != NULL and wt != NULL and top != NULL and floor_ != NULL and total != NULL
             and pair_v != NULL and pair_r != NULL and order_w != NULL and count != NULL and best != NULL and n_kept != NULL
-            and pair_p != NULL and pair_k != NULL and order != NULL and bounds != NULL
+            and pair_p != NULL and pair_k != NULL and order != NULL and bounds != NULL and gram != NULL
         )
         if not ok:
             failed_ptr[0] = 1
+        else:
+            _gram_buffer_rows(diff, 1, D)
+            _gram_buffer_rows(rd, 1, D)
+            _gram_buffer_rows(stage_d, stages, D)
         for b in prange(n_blocks, schedule="static"):
             if not ok:
                 continue
@@ -416,22 +715,32 @@ def accumulate_blocks(
                 n = <int> min(TILE, block_end - start)
                 _load_tile(X, start, n, xt)
                 _log_prob_tile(xt, n, cov, &means[0, 0], &U[0], &log_const[0], K, D, diff, y, a)
-                n_pairs = _responsibilities_tile(
-                    a, n, K, top, best, floor_, n_kept, total, pair_p, pair_k, pair_v, pair_r
-                )
-                _add_log_likelihood(top, total, n, w_ptr, start, weighted, wt, &ll_tw[b, 0])
-                _stage_tile(
-                    xt, n, best, n_kept, total, wt, pair_p, pair_k, pair_r, n_pairs, cov, &means[0, 0], K, D, order,
-                    order_w, bounds, stage_d, stage_w, count, rd, &nk[b, 0], &s1[b, 0], &s2[b, 0], stages < K,
-                )
+                live = _live_components(a, n, K, top, best, floor_, n_kept)
+                if live > DENSE_LIVE * n * K:
+                    _responsibilities_dense(a, n, K, top, floor_, n_kept, total, pair_v, pair_r)
+                    _add_log_likelihood(top, total, n, w_ptr, start, weighted, wt, &ll_tw[b, 0])
+                    _moments_tile(
+                        xt, n, pair_r, wt, total, cov, &means[0, 0], K, D, y, diff, rd, gram, &nk[b, 0], &s1[b, 0],
+                        &s2[b, 0],
+                    )
+                else:
+                    n_pairs = _responsibilities_sparse(
+                        a, n, K, top, best, floor_, n_kept, total, pair_p, pair_k, pair_v, pair_r
+                    )
+                    _add_log_likelihood(top, total, n, w_ptr, start, weighted, wt, &ll_tw[b, 0])
+                    _stage_tile(
+                        xt, n, best, n_kept, total, wt, pair_p, pair_k, pair_r, n_pairs, cov, &means[0, 0], K, D,
+                        order, order_w, bounds, stage_d, stage_w, count, rd, gram, &nk[b, 0], &s1[b, 0], &s2[b, 0],
+                        stages < K,
+                    )
                 start = start + TILE
             for k in range(K):
                 if count[k] > 0:
                     _moments_dense(
-                        stage_d + k * D * TILE, stage_w + k * TILE, count[k], cov, k, D, rd, &nk[b, 0], &s1[b, 0],
-                        &s2[b, 0],
+                        stage_d + k * rows * TILE, stage_w + k * TILE, count[k], cov, k, D, rd, gram, &nk[b, 0],
+                        &s1[b, 0], &s2[b, 0],
                     )
-        free(xt); free(diff); free(y); free(a); free(rd); free(stage_d); free(stage_w); free(wt); free(top)
+        free(xt); free(gram); free(diff); free(y); free(a); free(rd); free(stage_d); free(stage_w); free(wt); free(top)
         free(floor_); free(total); free(pair_v); free(pair_r); free(order_w); free(count); free(best); free(n_kept); free(pair_p)
         free(pair_k); free(order); free(bounds)
     if failed:

@@ -80,10 +80,16 @@ def reduce_in_rounds(fill, n_samples, block_size, block_shapes, n_threads):
     return totals
 
 
+def gram_rows(n_features):
+    """Rows of the kernels' centred-column buffers: the D features, a row of ones (so that N_k and S1 come out of
+    the same Gram product as S2), zeros up to a multiple of 4 (so that its 2 x 4 blocks are whole)."""
+    return (n_features + 4) // 4 * 4
+
+
 def staged_components(n_components, n_features, tile):
     """Components a thread stages rows for: all of them, or 1 (reduce each tile's rows at once) when the
-    ``(K, D, tile)`` stages would exceed ``STAGE_BYTES``."""
-    return n_components if 8 * n_components * n_features * tile <= STAGE_BYTES else 1
+    ``(K, gram_rows(D), tile)`` stages would exceed ``STAGE_BYTES``."""
+    return n_components if 8 * n_components * gram_rows(n_features) * tile <= STAGE_BYTES else 1
 
 
 def s2_block_shape(cov, n_components, n_features):

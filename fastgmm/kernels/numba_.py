@@ -313,51 +313,56 @@ def _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features):
                 a[k, p] = c - 0.5 * u2 * acc
 
 
+@njit(cache=True)
+def _gram_buffer(rows, columns, n_features):
+    """A ``(rows, _layout.gram_rows(D), columns)`` buffer for ``_moments_dense``: row D ones, the rows after it
+    zero."""
+    buffer = np.empty((rows, (n_features + 4) // 4 * 4, columns))
+    buffer[:, n_features, :] = 1.0
+    buffer[:, n_features + 1:, :] = 0.0
+    return buffer
+
+
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _moments_dense(d, rw, m, cov, k, rd, nk, s1, s2):
-    """Add the moments of ``m`` gathered columns ``d`` (D, >= m) with weights ``rw`` to component k's partials."""
-    n_features = d.shape[0]
+def _moments_dense(d, rw, m, cov, k, rd, gram, nk, s1, s2):
+    """Add the full/tied moments of ``m`` centred columns ``d`` (``_layout.gram_rows(D)``, >= m; see
+    ``_gram_buffer``) with weights ``rw`` to component k's partials; ``rd`` is scratch of d's shape, zero after
+    row D, ``gram`` (gram_rows(D), gram_rows(D)) scratch.
+
+    N_k, S1 and the upper triangle of S2 are the upper triangle of one Gram product of the centred columns with a
+    row of ones appended, computed in blocks of 2 x 4 entries: each sweep over the columns keeps eight independent
+    sums (enough to hide the FMA latency; one sum per sweep ran at a quarter of the FMA rate) and loads six values
+    per eight FMAs. The blocks are written to ``gram`` and added to the partials afterwards: adding each entry
+    where it belongs, between the sweeps, made the whole product 2.5x slower."""
+    n_features = s1.shape[1]
     kk = 0 if cov == TIED else k
-    full = cov == FULL or cov == TIED
-    total = 0.0
     for q in range(m):
-        total += rw[q]
-    nk[k] += total
+        rd[n_features, q] = rw[q]
     for i in range(n_features):
         for q in range(m):
             rd[i, q] = rw[q] * d[i, q]
+    for i in range(0, n_features + 1, 2):
+        for j in range(i - i % 4, n_features + 1, 4):
+            t00 = t01 = t02 = t03 = t10 = t11 = t12 = t13 = 0.0
+            for q in range(m):
+                a0, a1 = rd[i, q], rd[i + 1, q]
+                b0, b1, b2, b3 = d[j, q], d[j + 1, q], d[j + 2, q], d[j + 3, q]
+                t00 += a0 * b0
+                t01 += a0 * b1
+                t02 += a0 * b2
+                t03 += a0 * b3
+                t10 += a1 * b0
+                t11 += a1 * b1
+                t12 += a1 * b2
+                t13 += a1 * b3
+            gram[i, j], gram[i, j + 1], gram[i, j + 2], gram[i, j + 3] = t00, t01, t02, t03
+            gram[i + 1, j], gram[i + 1, j + 1], gram[i + 1, j + 2], gram[i + 1, j + 3] = t10, t11, t12, t13
+    # The augmented Gram matrix [d; 1] diag(rw) [d; 1]^T: S2 above row and column D, S1 in column D, N_k at (D, D).
     for i in range(n_features):
-        s = 0.0
-        for q in range(m):
-            s += rd[i, q]
-        s1[k, i] += s
-        if not full:
-            s = 0.0
-            for q in range(m):
-                s += rd[i, q] * d[i, q]
-            s2[k, i, 0] += s
-            continue
-        # Upper triangle, four columns per sweep so each rd_i load serves four FMAs.
-        j = i
-        while j + 4 <= n_features:
-            t0 = t1 = t2 = t3 = 0.0
-            for q in range(m):
-                v = rd[i, q]
-                t0 += v * d[j, q]
-                t1 += v * d[j + 1, q]
-                t2 += v * d[j + 2, q]
-                t3 += v * d[j + 3, q]
-            s2[kk, i, j] += t0
-            s2[kk, i, j + 1] += t1
-            s2[kk, i, j + 2] += t2
-            s2[kk, i, j + 3] += t3
-            j += 4
-        while j < n_features:
-            t0 = 0.0
-            for q in range(m):
-                t0 += rd[i, q] * d[j, q]
-            s2[kk, i, j] += t0
-            j += 1
+        for j in range(i, n_features):
+            s2[kk, i, j] += gram[i, j]
+        s1[k, i] += gram[i, n_features]
+    nk[k] += gram[n_features, n_features]
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
@@ -389,7 +394,7 @@ def _moments_gathered(xt, order, order_w, bounds, means, nk, s1, s2):
 @njit(cache=True)
 def _stage_tile(
     xt, n, best, n_kept, total, wt, pair_p, pair_k, pair_r, n_pairs, cov, means, order, order_w, bounds, stage_d,
-    stage_w, count, rd, nk, s1, s2,
+    stage_w, count, rd, gram, nk, s1, s2,
 ):
     """Stage every (row, component) pair of the tile with a non-negligible responsibility, each row's best component
     (responsibility ``1 / total``) and the other pairs (see ``_responsibilities_tile``), centred on the component's
@@ -445,7 +450,7 @@ def _stage_tile(
         # ``staged_components``).
         s = 0 if direct else k
         if not direct and count[k] + m > capacity:
-            _moments_dense(stage_d[k], stage_w[k], count[k], cov, k, rd, nk, s1, s2)
+            _moments_dense(stage_d[k], stage_w[k], count[k], cov, k, rd, gram, nk, s1, s2)
             count[k] = 0
         c = 0 if direct else count[k]
         for i in range(n_features):
@@ -455,17 +460,155 @@ def _stage_tile(
         for q in range(m):
             stage_w[s, c + q] = order_w[first + q]
         if direct:
-            _moments_dense(stage_d[0], stage_w[0], m, cov, k, rd, nk, s1, s2)
+            _moments_dense(stage_d[0], stage_w[0], m, cov, k, rd, gram, nk, s1, s2)
         else:
             count[k] = c + m
 
 
 @njit(cache=True)
-def _flush_stages(cov, stage_d, stage_w, count, rd, nk, s1, s2):
+def _flush_stages(cov, stage_d, stage_w, count, rd, gram, nk, s1, s2):
     for k in range(count.shape[0]):
         if count[k] > 0:
-            _moments_dense(stage_d[k], stage_w[k], count[k], cov, k, rd, nk, s1, s2)
+            _moments_dense(stage_d[k], stage_w[k], count[k], cov, k, rd, gram, nk, s1, s2)
             count[k] = 0
+
+
+# Up to this many features, full and tied moments of a dense tile are summed point by point in registers (one sweep
+# per component, 1 + D + D (D + 1) / 2 sums) instead of by ``_moments_dense``'s Gram blocks, whose padding to 4 x 4
+# wastes most of their FMAs there (D = 2: 3x fewer operations).
+_MAX_SMALL_FEATURES = 3
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _moments_small(xt, n, rw, means, k, kk, nk, s1, s2, features):
+    """Full/tied moments of component k over a tile's columns with weights ``rw``, for ``len(features)`` <=
+    ``_MAX_SMALL_FEATURES`` (a compile-time constant: the other branches are compiled away)."""
+    D = len(features)
+    if D == 1:
+        m0 = means[k, 0]
+        c_ = f0 = g00 = 0.0
+        for p in range(n):
+            c = rw[p]
+            d0 = xt[0, p] - m0
+            u0 = c * d0
+            c_ += c
+            f0 += u0
+            g00 += u0 * d0
+        nk[k] += c_
+        s1[k, 0] += f0
+        s2[kk, 0, 0] += g00
+    elif D == 2:
+        m0, m1 = means[k, 0], means[k, 1]
+        c_ = f0 = f1 = g00 = g01 = g11 = 0.0
+        for p in range(n):
+            c = rw[p]
+            d0, d1 = xt[0, p] - m0, xt[1, p] - m1
+            u0, u1 = c * d0, c * d1
+            c_ += c
+            f0 += u0
+            f1 += u1
+            g00 += u0 * d0
+            g01 += u0 * d1
+            g11 += u1 * d1
+        nk[k] += c_
+        s1[k, 0] += f0
+        s1[k, 1] += f1
+        s2[kk, 0, 0] += g00
+        s2[kk, 0, 1] += g01
+        s2[kk, 1, 1] += g11
+    elif D == 3:
+        m0, m1, m2 = means[k, 0], means[k, 1], means[k, 2]
+        c_ = f0 = f1 = f2 = g00 = g01 = g02 = g11 = g12 = g22 = 0.0
+        for p in range(n):
+            c = rw[p]
+            d0, d1, d2 = xt[0, p] - m0, xt[1, p] - m1, xt[2, p] - m2
+            u0, u1, u2 = c * d0, c * d1, c * d2
+            c_ += c
+            f0 += u0
+            f1 += u1
+            f2 += u2
+            g00 += u0 * d0
+            g01 += u0 * d1
+            g02 += u0 * d2
+            g11 += u1 * d1
+            g12 += u1 * d2
+            g22 += u2 * d2
+        nk[k] += c_
+        s1[k, 0] += f0
+        s1[k, 1] += f1
+        s1[k, 2] += f2
+        s2[kk, 0, 0] += g00
+        s2[kk, 0, 1] += g01
+        s2[kk, 0, 2] += g02
+        s2[kk, 1, 1] += g11
+        s2[kk, 1, 2] += g12
+        s2[kk, 2, 2] += g22
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _moments_tile(xt, n, r, wt, total, cov, means, rw, diff, rd, gram, nk, s1, s2, features):
+    """Add the moments of the whole tile, every component, to the block's partials, from the dense
+    responsibilities ``r`` (``_responsibilities_dense``): the rows are already contiguous columns of ``xt``, so
+    there is nothing to stage. ``diff``, ``rd`` and ``gram`` are ``_moments_dense``'s buffers; ``features`` as for
+    ``_accumulate``. A row of weight zero or without a live component (total NaN) adds nothing."""
+    n_components, n_features = means.shape
+    for p in range(n):
+        wt[p] = wt[p] / total[p]
+    for k in range(n_components):
+        for p in range(n):
+            c = r[k * n + p] * wt[p]
+            rw[p] = c if wt[p] > 0.0 else 0.0
+        if (cov == FULL or cov == TIED) and 0 < len(features) <= _MAX_SMALL_FEATURES:
+            _moments_small(xt, n, rw, means, k, 0 if cov == TIED else k, nk, s1, s2, features)
+            continue
+        if cov == FULL or cov == TIED:
+            for i in range(n_features):
+                mu = means[k, i]
+                for p in range(n):
+                    diff[i, p] = xt[i, p] - mu
+            _moments_dense(diff, rw, n, cov, k, rd, gram, nk, s1, s2)
+            continue
+        # Diagonal moments four features per sweep: eight independent sums.
+        total_k = 0.0
+        for p in range(n):
+            total_k += rw[p]
+        nk[k] += total_k
+        i = 0
+        while i + 4 <= n_features:
+            m0, m1, m2, m3 = means[k, i], means[k, i + 1], means[k, i + 2], means[k, i + 3]
+            f0 = f1 = f2 = f3 = g0 = g1 = g2 = g3 = 0.0
+            for p in range(n):
+                c = rw[p]
+                d0, d1, d2, d3 = xt[i, p] - m0, xt[i + 1, p] - m1, xt[i + 2, p] - m2, xt[i + 3, p] - m3
+                u0, u1, u2, u3 = c * d0, c * d1, c * d2, c * d3
+                f0 += u0
+                f1 += u1
+                f2 += u2
+                f3 += u3
+                g0 += u0 * d0
+                g1 += u1 * d1
+                g2 += u2 * d2
+                g3 += u3 * d3
+            s1[k, i] += f0
+            s1[k, i + 1] += f1
+            s1[k, i + 2] += f2
+            s1[k, i + 3] += f3
+            s2[k, i, 0] += g0
+            s2[k, i + 1, 0] += g1
+            s2[k, i + 2, 0] += g2
+            s2[k, i + 3, 0] += g3
+            i += 4
+        while i < n_features:
+            mu = means[k, i]
+            f0 = g0 = 0.0
+            for p in range(n):
+                d0 = xt[i, p] - mu
+                u0 = rw[p] * d0
+                f0 += u0
+                g0 += u0 * d0
+            s1[k, i] += f0
+            s2[k, i, 0] += g0
+            i += 1
 
 
 # exp(x) for x <= 0 as exp(r) 2^m, m = round(x / ln 2), |r| <= ln(2)/2, exp(r) by its degree-13 Taylor polynomial
@@ -492,20 +635,15 @@ def _exp_nonpositive(x, out, n, shifted):
         shifted[p] = t
         m = t - _SHIFTER
         r = (v - m * _LN2_HI) - m * _LN2_LO
-        q = 1.0 / 6227020800.0
-        q = q * r + 1.0 / 479001600.0
-        q = q * r + 1.0 / 39916800.0
-        q = q * r + 1.0 / 3628800.0
-        q = q * r + 1.0 / 362880.0
-        q = q * r + 1.0 / 40320.0
-        q = q * r + 1.0 / 5040.0
-        q = q * r + 1.0 / 720.0
-        q = q * r + 1.0 / 120.0
-        q = q * r + 1.0 / 24.0
-        q = q * r + 1.0 / 6.0
-        q = q * r + 0.5
-        q = q * r + 1.0
-        q = q * r + 1.0
+        # Estrin's scheme: the same polynomial in four dependent steps instead of Horner's thirteen, so that the
+        # loop runs at the FMA rate rather than at its latency (2.1 -> ns per exp).
+        r2 = r * r
+        r4 = r2 * r2
+        q0 = (1.0 + r) + r2 * (0.5 + r * (1.0 / 6.0))
+        q1 = (1.0 / 24.0 + r * (1.0 / 120.0)) + r2 * (1.0 / 720.0 + r * (1.0 / 5040.0))
+        q2 = (1.0 / 40320.0 + r * (1.0 / 362880.0)) + r2 * (1.0 / 3628800.0 + r * (1.0 / 39916800.0))
+        q3 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0)
+        q = (q0 + r4 * q1) + (r4 * r4) * (q2 + r4 * q3)
         out[p] = q if x[p] > _EXP_MIN else 0.0
     for p in range(n):
         bits[p] = (bits[p] + 1023) << 52
@@ -514,18 +652,10 @@ def _exp_nonpositive(x, out, n, shifted):
 
 
 @njit(cache=True)
-def _responsibilities_tile(a, n, top, best, floor, n_kept, total, pair_p, pair_k, pair_v, pair_r, shifted):
-    """The responsibilities of a tile from its weighted log-probabilities ``a`` (K, T), sparse.
-
-    Per point: ``top`` the largest log-probability and ``best`` its component (unnormalised responsibility
-    exp(0) = 1), ``n_kept`` how many components lie within ``_LOG_NEGLIGIBLE`` of it (0 when no component can
-    explain the point: all -inf), ``total`` the sum of the unnormalised responsibilities (NaN when n_kept is 0, as
-    in the reference). The other non-negligible components come as pairs: rows ``pair_p``, components ``pair_k``,
-    unnormalised responsibilities ``pair_r = exp(a - top)``. The responsibility is ``r / total`` and the point's
-    log-likelihood ``top + log(total)``. Returns the number of pairs.
-
-    Only the scans over (K, T) touch every component, and they vectorise; exp runs over the pairs alone.
-    """
+def _live_components(a, n, top, best, floor, n_kept):
+    """Per point of a tile's weighted log-probabilities ``a`` (K, T): ``top`` the largest, ``best`` its component,
+    ``floor`` = top + ``_LOG_NEGLIGIBLE``, ``n_kept`` how many components lie above the floor (0 when no component
+    can explain the point: all -inf). Returns the tile's sum of ``n_kept``. The scans vectorise."""
     n_components = a.shape[0]
     for p in range(n):
         top[p] = a[0, p]
@@ -542,6 +672,20 @@ def _responsibilities_tile(a, n, top, best, floor, n_kept, total, pair_p, pair_k
     for k in range(n_components):
         for p in range(n):
             n_kept[p] += a[k, p] > floor[p]
+    live = 0
+    for p in range(n):
+        live += n_kept[p]
+    return live
+
+
+@njit(cache=True)
+def _responsibilities_sparse(a, n, top, best, floor, n_kept, total, pair_p, pair_k, pair_v, pair_r, shifted):
+    """The responsibilities of a tile, sparse, after ``_live_components``: each point's best component has the
+    unnormalised responsibility exp(0) = 1; the other non-negligible components come as pairs: rows ``pair_p``,
+    components ``pair_k``, unnormalised responsibilities ``pair_r = exp(a - top)``. ``total`` is the sum of a point's
+    unnormalised responsibilities (NaN when n_kept is 0, as in the reference): the responsibility is ``r / total``
+    and the point's log-likelihood ``top + log(total)``. Returns the number of pairs; exp runs over them alone."""
+    n_components = a.shape[0]
     n_pairs = 0
     for p in range(n):
         if n_kept[p] > 1:
@@ -559,15 +703,42 @@ def _responsibilities_tile(a, n, top, best, floor, n_kept, total, pair_p, pair_k
     return n_pairs
 
 
-# Points per product of likelihood sums: each sum lies in [1, K], so 32 of them stay below 2^1024 for K < 2^31.
+@njit(cache=True)
+def _responsibilities_dense(a, n, top, floor, n_kept, total, v, r, shifted):
+    """The responsibilities of a tile, dense, after ``_live_components``: ``r[k * n + p] = exp(a[k, p] - top[p])``,
+    zero where the component is negligible (as the sparse path leaves it out), and ``total`` as there. One exp
+    sweep over all K n entries instead of the gather of pairs, when most of them are live."""
+    n_components = a.shape[0]
+    for k in range(n_components):
+        for p in range(n):
+            x = a[k, p]
+            v[k * n + p] = x - top[p] if x > floor[p] else -np.inf
+    _exp_nonpositive(v, r, n_components * n, shifted)
+    for p in range(n):
+        total[p] = 0.0
+    for k in range(n_components):
+        for p in range(n):
+            total[p] += r[k * n + p]
+    for p in range(n):
+        total[p] = total[p] if n_kept[p] > 0 else np.nan
+
+
+# A tile whose points keep more than this fraction of the components live, on average, takes the dense path
+# (``_responsibilities_dense``, ``_moments_tile``): gathering and staging the pairs then costs more than the
+# negligible terms the sparse path skips.
+_DENSE_LIVE = 0.5
+
+
+# Factors per product of likelihood sums: each sum lies in [1, K], so 32 of them stay below 2^1024 for K < 2^31.
 _LOG_CHUNK = 32
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_REDUCE_MATH)
 def _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw):
     """Add ``sum_p w_p (top_p + log total_p)`` and ``sum_p w_p`` to ``ll_tw[0]`` and ``ll_tw[1]``; fill the tile's
     weights ``wt``. Without weights one log serves ``_LOG_CHUNK`` points (a scalar log costs as much as the
-    vectorised rest of a point's work)."""
+    vectorised rest of a point's work): eight running products over interleaved points, so that the multiplications
+    do not wait on each other, and the sum of ``top`` vectorised."""
     if weighted:
         for p in range(n):
             wp = w[start + p]
@@ -581,7 +752,22 @@ def _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw):
     for p in range(n):
         wt[p] = 1.0
         s += top[p]
-    for c in range(0, n, _LOG_CHUNK):
+    span = 8 * _LOG_CHUNK
+    for c in range(0, n - span + 1, span):
+        p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 1.0
+        for q in range(c, c + span, 8):
+            p0 *= total[q]
+            p1 *= total[q + 1]
+            p2 *= total[q + 2]
+            p3 *= total[q + 3]
+            p4 *= total[q + 4]
+            p5 *= total[q + 5]
+            p6 *= total[q + 6]
+            p7 *= total[q + 7]
+        s += ((math.log(p0) + math.log(p1)) + (math.log(p2) + math.log(p3))) + (
+            (math.log(p4) + math.log(p5)) + (math.log(p6) + math.log(p7))
+        )
+    for c in range(n - n % span, n, _LOG_CHUNK):
         product = 1.0
         for p in range(c, min(c + _LOG_CHUNK, n)):
             product *= total[p]
@@ -611,11 +797,12 @@ def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, stages, ll
     n_blocks = ll_tw.shape[0]
     for b in prange(n_blocks):
         xt = np.empty((n_features, TILE))
-        diff = np.empty((n_features, TILE))
+        diff = _gram_buffer(1, TILE, n_features)[0]
         y = np.empty(TILE)
         a = np.empty((n_components, TILE))
-        rd = np.empty((n_features, TILE))
-        stage_d = np.empty((stages, n_features, TILE))
+        rd = _gram_buffer(1, TILE, n_features)[0]
+        gram = np.empty((rd.shape[0], rd.shape[0]))
+        stage_d = _gram_buffer(stages, TILE, n_features)
         stage_w = np.empty((stages, TILE))
         count = np.zeros(n_components, dtype=np.int64)
         wt = np.empty(TILE)
@@ -636,15 +823,21 @@ def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, stages, ll
         for start in range(b * block_size, block_end, TILE):
             n = min(TILE, block_end - start)
             _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y, a)
-            n_pairs = _responsibilities_tile(
+            live = _live_components(a, n, top, best, floor, n_kept)
+            if live > _DENSE_LIVE * n * n_components:
+                _responsibilities_dense(a, n, top, floor, n_kept, total, pair_v, pair_r, shifted)
+                _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw[b])
+                _moments_tile(xt, n, pair_r, wt, total, cov, means, y, diff, rd, gram, nk[b], s1[b], s2[b], features)
+                continue
+            n_pairs = _responsibilities_sparse(
                 a, n, top, best, floor, n_kept, total, pair_p, pair_k, pair_v, pair_r, shifted
             )
             _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw[b])
             _stage_tile(
                 xt, n, best, n_kept, total, wt, pair_p, pair_k, pair_r, n_pairs, cov, means, order, order_w, bounds,
-                stage_d, stage_w, count, rd, nk[b], s1[b], s2[b],
+                stage_d, stage_w, count, rd, gram, nk[b], s1[b], s2[b],
             )
-        _flush_stages(cov, stage_d, stage_w, count, rd, nk[b], s1[b], s2[b])
+        _flush_stages(cov, stage_d, stage_w, count, rd, gram, nk[b], s1[b], s2[b])
 
 
 @_SerialAndParallel
