@@ -294,25 +294,21 @@ cdef void _add_log_likelihood(
 
 cdef inline int _gram_rows(int D) noexcept nogil:
     # fastgmm.kernels._layout.gram_rows
-    return (D + 4) // 4 * 4
+    return (D + 3) // 4 * 4
 
 
 cdef void _gram_buffer_rows(double* buffer, int copies, int D) noexcept nogil:
-    """Row D of each (gram_rows(D), TILE) copy ones, the rows after it zero (see ``_moments_dense``)."""
+    """Zero the rows after row D of each (gram_rows(D), TILE) copy (see ``_gram_upper``)."""
     cdef int c, i, q, rows = _gram_rows(D)
     for c in range(copies):
         for i in range(D, rows):
             for q in range(TILE):
-                buffer[(c * rows + i) * TILE + q] = 1.0 if i == D else 0.0
+                buffer[(c * rows + i) * TILE + q] = 0.0
 
 
-cdef void _moments_dense(
-    crdouble d, crdouble rw, int m, int cov, int k, int D, rdouble rd, double* gram, double* nk, double* s1,
-    double* s2,
-) noexcept nogil:
-    """Full/tied moments of m centred columns ``d`` (gram_rows(D), TILE) with weights ``rw`` into component k's
-    partials, as ``numba_._moments_dense``: the upper triangle of the Gram product of [d; 1] in 2 x 4 blocks, eight
-    independent sums per sweep, through ``gram`` (gram_rows(D)^2 scratch); s2 (K or 1, D, D) upper triangle."""
+cdef void _gram_upper(crdouble d, crdouble rd, int m, int D, double* gram) noexcept nogil:
+    """gram[i, j] = sum_q rd[i, q] d[j, q] over blocks of 2 x 4 entries covering the upper triangle, eight
+    independent sums per sweep, as ``numba_._gram_upper``; d and rd (gram_rows(D), TILE), zero after row D."""
     cdef int i, j, q, rows = _gram_rows(D)
     cdef double t00, t01, t02, t03, t10, t11, t12, t13, a0, a1, b0, b1, b2, b3
     cdef crdouble r0
@@ -321,19 +317,13 @@ cdef void _moments_dense(
     cdef crdouble c1
     cdef crdouble c2
     cdef crdouble c3
-    cdef double* s2k = s2 + (0 if cov == TIED else k * D * D)
-    for q in range(m):
-        rd[D * TILE + q] = rw[q]
-    for i in range(D):
-        for q in range(m):
-            rd[i * TILE + q] = rw[q] * d[i * TILE + q]
     i = 0
-    while i <= D:
+    while i < D:
         # One pointer per row: see _axpy4.
         r0 = rd + i * TILE
         r1 = r0 + TILE
         j = i - i % 4
-        while j <= D:
+        while j < D:
             c0 = d + j * TILE
             c1 = c0 + TILE
             c2 = c1 + TILE
@@ -364,11 +354,39 @@ cdef void _moments_dense(
             gram[(i + 1) * rows + j + 3] = t13
             j = j + 4
         i = i + 2
+
+
+cdef inline void _add_upper(const double* gram, int D, double* s2k) noexcept nogil:
+    cdef int i, j, rows = _gram_rows(D)
     for i in range(D):
         for j in range(i, D):
             s2k[i * D + j] += gram[i * rows + j]
-        s1[k * D + i] += gram[i * rows + D]
-    nk[k] += gram[D * rows + D]
+
+
+cdef void _moments_dense(
+    crdouble d, crdouble rw, int m, int cov, int k, int D, rdouble rd, double* gram, double* nk, double* s1,
+    double* s2,
+) noexcept nogil:
+    """Full/tied moments of m centred columns ``d`` (gram_rows(D), TILE, zero after row D) with weights ``rw`` into
+    component k's partials, as ``numba_._moments_dense``; s2 (K or 1, D, D) upper triangle."""
+    cdef int i, q
+    cdef double s, u, total = 0.0
+    cdef crdouble di
+    cdef rdouble ri
+    for q in range(m):
+        total += rw[q]
+    nk[k] += total
+    for i in range(D):
+        di = d + i * TILE
+        ri = rd + i * TILE
+        s = 0.0
+        for q in range(m):
+            u = rw[q] * di[q]
+            ri[q] = u
+            s += u
+        s1[k * D + i] += s
+    _gram_upper(d, rd, m, D, gram)
+    _add_upper(gram, D, s2 + (0 if cov == TIED else k * D * D))
 
 
 cdef void _moments_small(
@@ -512,10 +530,11 @@ cdef void _moments_tile(
 ) noexcept nogil:
     """The moments of the whole tile from its dense responsibilities ``r``, as ``numba_._moments_tile``."""
     cdef int k, i, p
-    cdef double c, mu
+    cdef double c, mu, t, dv, u
     cdef crdouble rk
     cdef crdouble xi
     cdef rdouble di
+    cdef rdouble ri
     for p in range(n):
         wt[p] = wt[p] / total[p]
     for k in range(K):
@@ -526,13 +545,26 @@ cdef void _moments_tile(
         if (cov == FULL or cov == TIED) and D <= MAX_SMALL_FEATURES:
             _moments_small(xt, n, rw, means + k * D, D, nk + k, s1 + k * D, s2 + (0 if cov == TIED else k * D * D))
         elif cov == FULL or cov == TIED:
+            t = 0.0
+            for p in range(n):
+                t += rw[p]
+            nk[k] += t
+            # Centre, weight and sum each feature in one sweep; then S2 by _gram_upper.
             for i in range(D):
                 mu = means[k * D + i]
                 xi = xt + i * TILE
                 di = diff + i * TILE
+                ri = rd + i * TILE
+                t = 0.0
                 for p in range(n):
-                    di[p] = xi[p] - mu
-            _moments_dense(diff, rw, n, cov, k, D, rd, gram, nk, s1, s2)
+                    dv = xi[p] - mu
+                    u = rw[p] * dv
+                    di[p] = dv
+                    ri[p] = u
+                    t += u
+                s1[k * D + i] += t
+            _gram_upper(diff, rd, n, D, gram)
+            _add_upper(gram, D, s2 + (0 if cov == TIED else k * D * D))
         else:
             _moments_diagonal(xt, n, rw, means + k * D, D, nk + k, s1 + k * D, s2 + k * D)
 

@@ -81,9 +81,9 @@ def reduce_in_rounds(fill, n_samples, block_size, block_shapes, n_threads):
 
 
 def gram_rows(n_features):
-    """Rows of the kernels' centred-column buffers: the D features, a row of ones (so that N_k and S1 come out of
-    the same Gram product as S2), zeros up to a multiple of 4 (so that its 2 x 4 blocks are whole)."""
-    return (n_features + 4) // 4 * 4
+    """Rows of the kernels' centred-column buffers: the D features, then zeros up to a multiple of 4 (so that the
+    2 x 4 blocks of their Gram product are whole)."""
+    return (n_features + 3) // 4 * 4
 
 
 def staged_components(n_components, n_features, tile):

@@ -315,34 +315,22 @@ def _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features):
 
 @njit(cache=True)
 def _gram_buffer(rows, columns, n_features):
-    """A ``(rows, _layout.gram_rows(D), columns)`` buffer for ``_moments_dense``: row D ones, the rows after it
-    zero."""
-    buffer = np.empty((rows, (n_features + 4) // 4 * 4, columns))
-    buffer[:, n_features, :] = 1.0
-    buffer[:, n_features + 1:, :] = 0.0
+    """A ``(rows, _layout.gram_rows(D), columns)`` buffer for ``_gram_upper``, zero after row D."""
+    buffer = np.empty((rows, (n_features + 3) // 4 * 4, columns))
+    buffer[:, n_features:, :] = 0.0
     return buffer
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _moments_dense(d, rw, m, cov, k, rd, gram, nk, s1, s2):
-    """Add the full/tied moments of ``m`` centred columns ``d`` (``_layout.gram_rows(D)``, >= m; see
-    ``_gram_buffer``) with weights ``rw`` to component k's partials; ``rd`` is scratch of d's shape, zero after
-    row D, ``gram`` (gram_rows(D), gram_rows(D)) scratch.
+def _gram_upper(d, rd, m, n_features, gram):
+    """``gram[i, j] = sum_q rd[i, q] d[j, q]`` over the first m columns, for the blocks of 2 x 4 entries that cover
+    the upper triangle (``d`` and ``rd`` have ``_layout.gram_rows(D)`` rows, zero after row D).
 
-    N_k, S1 and the upper triangle of S2 are the upper triangle of one Gram product of the centred columns with a
-    row of ones appended, computed in blocks of 2 x 4 entries: each sweep over the columns keeps eight independent
-    sums (enough to hide the FMA latency; one sum per sweep ran at a quarter of the FMA rate) and loads six values
-    per eight FMAs. The blocks are written to ``gram`` and added to the partials afterwards: adding each entry
-    where it belongs, between the sweeps, made the whole product 2.5x slower."""
-    n_features = s1.shape[1]
-    kk = 0 if cov == TIED else k
-    for q in range(m):
-        rd[n_features, q] = rw[q]
-    for i in range(n_features):
-        for q in range(m):
-            rd[i, q] = rw[q] * d[i, q]
-    for i in range(0, n_features + 1, 2):
-        for j in range(i - i % 4, n_features + 1, 4):
+    Each sweep over the columns keeps eight independent sums (enough to hide the FMA latency; one sum per sweep ran
+    at a quarter of the FMA rate) and loads six values per eight FMAs. The sums go to ``gram``, not straight into
+    the partials: adding each where it belongs, between the sweeps, made the product 2.5x slower."""
+    for i in range(0, n_features, 2):
+        for j in range(i - i % 4, n_features, 4):
             t00 = t01 = t02 = t03 = t10 = t11 = t12 = t13 = 0.0
             for q in range(m):
                 a0, a1 = rd[i, q], rd[i + 1, q]
@@ -357,12 +345,35 @@ def _moments_dense(d, rw, m, cov, k, rd, gram, nk, s1, s2):
                 t13 += a1 * b3
             gram[i, j], gram[i, j + 1], gram[i, j + 2], gram[i, j + 3] = t00, t01, t02, t03
             gram[i + 1, j], gram[i + 1, j + 1], gram[i + 1, j + 2], gram[i + 1, j + 3] = t10, t11, t12, t13
-    # The augmented Gram matrix [d; 1] diag(rw) [d; 1]^T: S2 above row and column D, S1 in column D, N_k at (D, D).
+
+
+@njit(cache=True)
+def _add_upper(gram, n_features, kk, s2):
     for i in range(n_features):
         for j in range(i, n_features):
             s2[kk, i, j] += gram[i, j]
-        s1[k, i] += gram[i, n_features]
-    nk[k] += gram[n_features, n_features]
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _moments_dense(d, rw, m, cov, k, rd, gram, nk, s1, s2):
+    """Add the full/tied moments of ``m`` centred columns ``d`` (``_layout.gram_rows(D)`` rows, >= m columns, zero
+    after row D; see ``_gram_buffer``) with weights ``rw`` to component k's partials; ``rd`` is scratch of d's
+    shape, zero after row D, ``gram`` (gram_rows(D), gram_rows(D)) scratch. S2's upper triangle is
+    ``_gram_upper``'s; S1 comes out of the sweep that weights the columns."""
+    n_features = s1.shape[1]
+    total = 0.0
+    for q in range(m):
+        total += rw[q]
+    nk[k] += total
+    for i in range(n_features):
+        s = 0.0
+        for q in range(m):
+            u = rw[q] * d[i, q]
+            rd[i, q] = u
+            s += u
+        s1[k, i] += s
+    _gram_upper(d, rd, m, n_features, gram)
+    _add_upper(gram, n_features, 0 if cov == TIED else k, s2)
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
@@ -555,24 +566,35 @@ def _moments_tile(xt, n, r, wt, total, cov, means, rw, diff, rd, gram, nk, s1, s
     for p in range(n):
         wt[p] = wt[p] / total[p]
     for k in range(n_components):
-        for p in range(n):
-            c = r[k * n + p] * wt[p]
-            rw[p] = c if wt[p] > 0.0 else 0.0
         if (cov == FULL or cov == TIED) and 0 < len(features) <= _MAX_SMALL_FEATURES:
+            for p in range(n):
+                c = r[k * n + p] * wt[p]
+                rw[p] = c if wt[p] > 0.0 else 0.0
             _moments_small(xt, n, rw, means, k, 0 if cov == TIED else k, nk, s1, s2, features)
             continue
-        if cov == FULL or cov == TIED:
-            for i in range(n_features):
-                mu = means[k, i]
-                for p in range(n):
-                    diff[i, p] = xt[i, p] - mu
-            _moments_dense(diff, rw, n, cov, k, rd, gram, nk, s1, s2)
-            continue
-        # Diagonal moments four features per sweep: eight independent sums.
         total_k = 0.0
         for p in range(n):
-            total_k += rw[p]
+            c = r[k * n + p] * wt[p]
+            c = c if wt[p] > 0.0 else 0.0
+            rw[p] = c
+            total_k += c
         nk[k] += total_k
+        if cov == FULL or cov == TIED:
+            # Centre, weight and sum each feature in one sweep; then S2 by ``_gram_upper``.
+            for i in range(n_features):
+                mu = means[k, i]
+                t = 0.0
+                for p in range(n):
+                    d = xt[i, p] - mu
+                    u = rw[p] * d
+                    diff[i, p] = d
+                    rd[i, p] = u
+                    t += u
+                s1[k, i] += t
+            _gram_upper(diff, rd, n, n_features, gram)
+            _add_upper(gram, n_features, 0 if cov == TIED else k, s2)
+            continue
+        # Diagonal moments four features per sweep: eight independent sums.
         i = 0
         while i + 4 <= n_features:
             m0, m1, m2, m3 = means[k, i], means[k, i + 1], means[k, i + 2], means[k, i + 3]
