@@ -122,6 +122,25 @@ def test_backend_dense_responsibilities_match_reference(backend, covariance_type
 
 
 @pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("overlap", [True, False])
+@pytest.mark.parametrize("dense_live", [0.0, 1.0])
+@pytest.mark.parametrize("shape", [(1500, 2, 3), (1100, 6, 4), (600, 14, 3)])
+@pytest.mark.parametrize("backend", [name for name in USABLE_BACKENDS if name != "numpy"])
+def test_compiled_dense_and_sparse_paths_match_reference(backend, covariance_type, weighted, overlap, dense_live,
+                                                         shape):
+    """Every tile forced down one path (``dense_live`` 0: all dense, 1: all sparse), whatever the overlap."""
+    n, d, k = shape
+    params = overlapping_params(covariance_type, k, d, seed=44, spread=0.3 if overlap else 30.0)
+    rng = np.random.RandomState(45)
+    X = params.means[rng.randint(k, size=n)] + rng.normal(size=(n, d))
+    w = rng.uniform(0, 2, n) if weighted else None
+    args = params.kernel_arguments()
+    expected = reference.accumulate(X, w, *args, block_size=512)
+    actual = get_backend(backend).accumulate(X, w, *args, block_size=512, dense_live=dense_live)
+    assert_statistics_close(actual, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
 def test_backend_mixes_dense_and_sparse_tiles(backend, covariance_type, weighted):
     """Runs of overlapping points (dense tiles) between runs of points that only one component explains (sparse
     tiles), in one block: both paths add to the same partials and stages."""

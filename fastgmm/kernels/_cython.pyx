@@ -53,8 +53,7 @@ cdef enum:
 # -100 ln 2: see numba_._LOG_NEGLIGIBLE for why dropping those shares is exact for the sums and below rounding for
 # the moments.
 cdef double LOG_NEGLIGIBLE = -69.31471805599453
-# See numba_._DENSE_LIVE and numba_._MAX_SMALL_FEATURES.
-cdef double DENSE_LIVE = 0.5
+# See numba_._MAX_SMALL_FEATURES.
 cdef int MAX_SMALL_FEATURES = 3
 
 OPENMP = bool(fastgmm_openmp())
@@ -668,10 +667,11 @@ cdef void _stage_tile(
 def accumulate_blocks(
     const floating[:, :] X, const double[::1] w, bint weighted, int cov, const double[:, ::1] means,
     const double[::1] U, const double[::1] log_const, Py_ssize_t block_size, double[:, ::1] ll_tw, double[:, ::1] nk,
-    double[:, ::1] s1, double[:, ::1] s2, int stages, int n_threads,
+    double[:, ::1] s1, double[:, ::1] s2, int stages, double dense_live, int n_threads,
 ):
     """The one-pass statistics, block b's partials into row b of ``ll_tw`` (2), ``nk`` (K), ``s1`` (K D) and
-    ``s2`` (flattened, see ``_moments_dense``); ``stages`` is K, or 1 to reduce each tile's rows at once."""
+    ``s2`` (flattened, see ``_moments_dense``); ``stages`` is K, or 1 to reduce each tile's rows at once; tiles
+    whose points keep more than ``dense_live`` of the components live take the dense path."""
     cdef Py_ssize_t n_samples = X.shape[0], start, block_end
     cdef int D = X.shape[1], K = means.shape[0], n_blocks = ll_tw.shape[0]
     cdef int b, n, n_pairs, k, live, rows = _gram_rows(D)
@@ -748,7 +748,7 @@ def accumulate_blocks(
                 _load_tile(X, start, n, xt)
                 _log_prob_tile(xt, n, cov, &means[0, 0], &U[0], &log_const[0], K, D, diff, y, a)
                 live = _live_components(a, n, K, top, best, floor_, n_kept)
-                if live > DENSE_LIVE * n * K:
+                if live > dense_live * n * K:
                     _responsibilities_dense(a, n, K, top, floor_, n_kept, total, pair_v, pair_r)
                     _add_log_likelihood(top, total, n, w_ptr, start, weighted, wt, &ll_tw[b, 0])
                     _moments_tile(

@@ -80,6 +80,19 @@ def reduce_in_rounds(fill, n_samples, block_size, block_shapes, n_threads):
     return totals
 
 
+def dense_live(covariance_type, n_features):
+    """The live fraction above which a tile of the compiled kernels takes the dense path (one exp sweep over every
+    (point, component) pair, moments from the tile's own columns) instead of the sparse one (gather the live pairs,
+    stage them by component).
+
+    Measured by ``asv_benchmarks/dense_crossover.py`` (AMD EPYC, AVX2; sparse / dense time): diagonal and spherical
+    1.4 at 1/8 live (D=8, K=16); full and tied 1.2-1.8 at 1/4 live up to D=8, full D=32 0.9 at 1/4 and 1.1 at 1/2.
+    """
+    if covariance_type in ("diag", "spherical"):
+        return 0.125
+    return 0.25 if n_features < 16 else 0.5
+
+
 def gram_rows(n_features):
     """Rows of the kernels' centred-column buffers: the D features, then zeros up to a multiple of 4 (so that the
     2 x 4 blocks of their Gram product are whole)."""

@@ -7,7 +7,8 @@ from .._threads import openmp_threads as threads  # noqa: F401 (the backend's th
 from .._threads import openmp_thread_count
 from . import _cython  # ImportError when the extension was not built: the backend is then unusable
 from ._layout import (
-    CODES, as_3d, finish_s2, n_blocks, reduce_in_rounds, s2_block_shape, staged_components, sum_in_order,
+    CODES, as_3d, dense_live as default_dense_live, finish_s2, n_blocks, reduce_in_rounds, s2_block_shape,
+    staged_components, sum_in_order,
 )
 
 NAME = "cython"
@@ -37,8 +38,10 @@ def _prepare(covariance_type, means, precisions_cholesky, log_const):
     return CODES[covariance_type], _c(means), U.ravel(), _c(log_const)
 
 
-def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size):
-    """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``."""
+def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size,
+               dense_live=None):
+    """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``
+    (``dense_live`` as in ``numba_.accumulate``)."""
     cov, means, U, log_const = _prepare(covariance_type, means, precisions_cholesky, log_const)
     X = _rows(X)
     n_samples, n_features = X.shape
@@ -47,11 +50,13 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
     w, weighted = _weights(sample_weight)
     stages = staged_components(n_components, n_features, _cython.TILE_ROWS)
     n_threads = _n_threads()
+    if dense_live is None:
+        dense_live = default_dense_live(covariance_type, n_features)
 
     def fill(rows, ll_tw, nk, s1, s2):
         _cython.accumulate_blocks(
             X[rows], w[rows] if weighted else w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2,
-            stages, n_threads,
+            stages, float(dense_live), n_threads,
         )
 
     shapes = [(2,), (n_components,), (n_components * n_features,), (int(np.prod(s2_shape)),)]

@@ -745,10 +745,6 @@ def _responsibilities_dense(a, n, top, floor, n_kept, total, v, r, shifted):
         total[p] = total[p] if n_kept[p] > 0 else np.nan
 
 
-# A tile whose points keep more than this fraction of the components live, on average, takes the dense path
-# (``_responsibilities_dense``, ``_moments_tile``): gathering and staging the pairs then costs more than the
-# negligible terms the sparse path skips.
-_DENSE_LIVE = 0.5
 
 
 # Factors per product of likelihood sums: each sum lies in [1, K], so 32 of them stay below 2^1024 for K < 2^31.
@@ -810,10 +806,12 @@ def _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y,
 
 
 @_SerialAndParallel
-def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features):
+def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features,
+                dense_live):
     """The one-pass statistics, per block into the block's partials; ``stages`` is K, or 1 to reduce each tile's
     rows at once (``staged_components``); ``features`` is ``(0,) * D`` when D is small enough for the
-    compiled-for-D tile (one compilation per D), else ``()``."""
+    compiled-for-D tile (one compilation per D), else ``()``; a tile whose points keep more than ``dense_live`` of
+    the components live on average takes the dense path (``_layout.dense_live``)."""
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     n_blocks = ll_tw.shape[0]
@@ -846,7 +844,7 @@ def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, stages, ll
             n = min(TILE, block_end - start)
             _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y, a)
             live = _live_components(a, n, top, best, floor, n_kept)
-            if live > _DENSE_LIVE * n * n_components:
+            if live > dense_live * n * n_components:
                 _responsibilities_dense(a, n, top, floor, n_kept, total, pair_v, pair_r, shifted)
                 _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw[b])
                 _moments_tile(xt, n, pair_r, wt, total, cov, means, y, diff, rd, gram, nk[b], s1[b], s2[b], features)
@@ -895,20 +893,25 @@ def _prepare(X, covariance_type, means, precisions_cholesky, log_const):
 
 
 @_one_launch_at_a_time
-def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size):
-    """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``."""
+def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size,
+               dense_live=None):
+    """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``.
+    ``dense_live`` moves the dense path's threshold (default ``_layout.dense_live``), for the tests and the
+    crossover benchmark: 0 makes every tile dense, 1 every tile sparse."""
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     weighted = sample_weight is not None
     stages = staged_components(n_components, n_features, TILE)
     features = _static(cov, n_features)
+    if dense_live is None:
+        dense_live = _layout.dense_live(covariance_type, n_features)
 
     def fill(rows, ll_tw, nk, s1, s2):
         w = sample_weight[rows] if weighted else np.empty(0)
         work = (rows.stop - rows.start) * n_components * (n_features + 1) ** 2
         _accumulate(work, X[rows], w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2,
-                    features)
+                    features, float(dense_live))
 
     shapes = [(2,), (n_components,), (n_components, n_features), s2_block_shape(cov, n_components, n_features)]
     ll_tw, nk, s1, s2 = reduce_in_rounds(fill, n_samples, block_size, shapes, get_num_threads())
@@ -1465,9 +1468,9 @@ def _m_step_fused(cov, nk, s1, s2, shift, total_weight, reg_covar, nk_eps, colla
     return True
 
 
-def _em_iterations(X, w, weighted, cov, means, U, log_const, block_size, stages, features, reg_covar, nk_eps,
-                   collapsed_weight, rounding, tol, max_iter, previous, n_blocks_, lower_bounds, weights, covariances,
-                   stats_nk, stats_s1, stats_s2, ll_tw_out):
+def _em_iterations(X, w, weighted, cov, means, U, log_const, block_size, stages, features, dense_live, reg_covar,
+                   nk_eps, collapsed_weight, rounding, tol, max_iter, previous, n_blocks_, lower_bounds, weights,
+                   covariances, stats_nk, stats_s1, stats_s2, ll_tw_out):
     """Up to ``max_iter`` EM iterations in one call, the E-step by ``_accumulate_step`` (a compilation of
     ``_accumulate``, see ``_bound_to``; the same blocks, partials summed in block order). ``means``, ``U``,
     ``log_const`` are updated in place, with ``weights`` and
@@ -1493,7 +1496,8 @@ def _em_iterations(X, w, weighted, cov, means, U, log_const, block_size, stages,
         nk[:] = 0.0
         s1[:] = 0.0
         s2[:] = 0.0
-        _accumulate_step(X, w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features)
+        _accumulate_step(X, w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features,
+                         dense_live)
         ll_tw_out[:] = 0.0
         stats_nk[:] = 0.0
         stats_s1[:] = 0.0
@@ -1572,7 +1576,8 @@ def em_iterations(X, sample_weight, covariance_type, means, precisions_cholesky,
     ll_tw = np.zeros((1, 2))
     ran, why = run(
         X, sample_weight if weighted else np.empty(0), weighted, cov, means, U, log_const, block_size,
-        staged_components(n_components, n_features, TILE), _static(cov, n_features), float(reg_covar), nk_eps,
+        staged_components(n_components, n_features, TILE), _static(cov, n_features),
+        _layout.dense_live(covariance_type, n_features), float(reg_covar), nk_eps,
         collapsed_weight, rounding, float(tol), int(max_iter), float(lower_bound), blocks, lower_bounds, new_weights,
         covariances, nk, s1, s2, ll_tw,
     )
