@@ -170,12 +170,15 @@ def test_backend_log_prob_matches_reference(backend, covariance_type, dtype, n_f
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_statistics_bit_identical_for_any_thread_count(backend, covariance_type, weighted):
-    """Blocks depend on N only and partials are summed in block order: 1 thread and 2 threads, same bits."""
+@pytest.mark.parametrize("overlap", [False, True])
+def test_statistics_bit_identical_for_any_thread_count(backend, covariance_type, weighted, overlap):
+    """Blocks depend on N only and partials are summed in block order: 1 thread and 2 threads, same bits (with
+    overlapping components too: the compiled kernels' dense path)."""
     from fastgmm._data import statistics_block_size
 
     X = make_blobs(50_000, 4, 3, seed=12)
-    params = random_params(covariance_type, 3, 4, seed=13)
+    params = (overlapping_params(covariance_type, 3, 4, seed=13, spread=0.5) if overlap
+              else random_params(covariance_type, 3, 4, seed=13))
     w = np.random.RandomState(14).uniform(0, 2, 50_000) if weighted else None
     kernel = get_backend(backend)
     results = []

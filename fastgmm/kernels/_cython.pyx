@@ -6,10 +6,11 @@ Rows are cut into blocks whose boundaries depend on N only; a thread takes whole
 buffers private to the thread, as scikit-learn's ``_k_means_lloyd.pyx``) and writes each block's own partial
 statistics, which the caller sums in block order: the result is bit-identical whatever the thread count. Inside a
 block, rows go through in tiles of ``TILE`` rows held transposed, (D, TILE) in float64, so that the inner loops run
-over the points of a tile (contiguous, independent: the C compiler vectorises them). The responsibilities are kept
-sparse, as in the Numba kernel: a component whose share is below 2^-100 of the point's best one counts as 0, so exp
-runs only over the pairs that matter. Two pieces are C in ``_tile_math.h``: the log-probabilities of a tile compiled
-for the exact D when D is small (Cython has no compile-time integers) and an exp that vectorises.
+over the points of a tile (contiguous, independent: the C compiler vectorises them). As in the Numba kernel, a
+component whose share is below 2^-100 of the point's best one counts as 0, and a tile takes the sparse path (exp
+over the pairs that matter alone, staged by component) or the dense one (every pair, moments from the tile's
+columns) by the fraction of pairs that count. Two pieces are C in ``_tile_math.h``: the log-probabilities of a tile
+compiled for the exact D when D is small (Cython has no compile-time integers) and an exp that vectorises.
 """
 
 from cython.parallel cimport parallel, prange

@@ -8,9 +8,12 @@ in tiles of ``TILE`` rows held transposed, (D, TILE) in float64, so that every i
 tile: contiguous, independent, and vectorised by LLVM (SIMD over points, not over the short feature axis).
 
 Per tile and component: ``diff = x - mu_k`` (D, T); ``y = U_k^T diff`` through the upper triangle (D^2/2 FMAs per
-point); ``a_k = log_const_k - |y|^2 / 2``. Then a log-sum-exp over components per point and the responsibilities,
-kept sparse (only components within 2^-100 of a point's best one count; usually one or two), and per component
-``s1 += sum_n r diff``, ``s2[i, j] += sum_n r diff_i diff_j`` for ``i <= j`` (D^2/2 FMAs per kept pair).
+point); ``a_k = log_const_k - |y|^2 / 2``. Then a log-sum-exp over components per point and the responsibilities
+(only components within 2^-100 of a point's best one count), and per component ``s1 += sum_n r diff``,
+``s2[i, j] += sum_n r diff_i diff_j`` for ``i <= j`` (D^2/2 FMAs per kept pair). A tile goes one of two ways, by
+the fraction of its (point, component) pairs that count (``_layout.dense_live``): sparse, where a point keeps one
+or two components (the pairs gathered, exp over them alone, staged by component for long reductions), or dense,
+where components overlap (one exp sweep over every pair, the moments straight from the tile's columns).
 
 Every kernel is compiled with ``cache=True``. Measured here, the first fit of a fresh process takes ~30 s of
 compilation with an empty cache and 0.75 s with a warm one, so the cache is worth its known risk: parallel kernels
@@ -68,7 +71,7 @@ def _load_pip_tbb():
 # and fork-safe; a dependency on Linux x86-64), else workqueue, never GNU OpenMP, under which Numba kills a process
 # forked after a parallel kernel ran ("fork() called from a process already using GNU OpenMP, this is unsafe":
 # measured, both children of a multiprocessing 'fork' pool terminated). Per EM iteration at N=1e5, D=2, K=4
-# (asv_benchmarks/threading_layers.py): TBB 6.4 ms, omp 6.3, workqueue 8.0; the same at N=1e6. It takes effect at
+# (asv_benchmarks/threading_layers.py): TBB 1.53 ms, omp 1.50, workqueue 2.22; alike at N=1e6. It takes effect at
 # the first parallel launch of the process.
 _load_pip_tbb()
 if "NUMBA_THREADING_LAYER" not in os.environ:
