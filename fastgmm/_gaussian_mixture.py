@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from . import _sklearn_interop, _validation
 from ._backends import BACKENDS, get_backend
@@ -367,7 +367,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.backend_ = backend.NAME
 
     def _validated_for_fit(self, X):
-        return validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        return _validation.validate_X(self, X, reset=True, ensure_min_samples=2)
+
+    def _validate_params(self):
+        _validation.validate_params(self, super()._validate_params)
 
     def _checked_init_arrays(self, n_features):
         """The user's initial weights, means and precisions, validated (the parameters themselves untouched)."""
@@ -441,7 +444,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _validated(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return _validation.validate_X(self, X, reset=False)
 
     def _blocks(self, X):
         """``(rows, weighted log-probabilities)`` over bounded row blocks of validated X, computed under the

@@ -26,12 +26,28 @@ def _n_trials(n_clusters):
     return 2 + int(np.log(n_clusters))
 
 
+def _first_seed(source, random_state):
+    """``random_state.choice(n_samples, p=p / p.sum())`` with scikit-learn's ``p``: the same row and the same one
+    double drawn. Without sample weights it is numpy's own computation (cumulative sum of the probabilities,
+    normalised by its last entry, searched for a uniform draw) on the one probability all rows share, without the
+    checks, copies and conversions of ``choice`` (0.1 ms of a 2 ms fit at 10,000 rows)."""
+    if source.sample_weight is not None:
+        p = _sampling_weights(source)
+        return int(random_state.choice(source.n_samples, p=p / p.sum()))
+    dtype = source.X.dtype.type
+    n = source.n_samples
+    # The sum of n ones is n exactly in float64, and in float32 below 2^24; numpy's pairwise sum decides above.
+    total = dtype(n) if dtype is np.float64 or n <= 2**24 else np.ones(n, dtype=dtype).sum()
+    cdf = np.cumsum(np.full(n, np.float64(dtype(1) / total)))
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(random_state.random_sample(), side="right"))
+
+
 def _seeding_draws(source, n_clusters, random_state):
     """scikit-learn's k-means++ random numbers, drawn at once: the first seed's row (``choice`` with the sample
     weights as probabilities) and the ``uniform(size=n_trials)`` draws of each later step as rows of one array,
     which leaves the generator where the step-by-step draws leave it."""
-    p = _sampling_weights(source)
-    first = int(random_state.choice(source.n_samples, p=p / p.sum()))
+    first = _first_seed(source, random_state)
     return first, random_state.uniform(size=(n_clusters - 1, _n_trials(n_clusters)))
 
 

@@ -340,3 +340,20 @@ def test_unstaged_moments_match_reference(monkeypatch, backend_name, covariance_
     args = params.kernel_arguments()
     expected = reference.accumulate(X, w, *args, block_size=256)
     assert_statistics_close(get_backend(backend_name).accumulate(X, w, *args, block_size=256), expected, rtol=1e-10)
+
+
+def test_every_copy_of_the_gram_layout_agrees():
+    """The padded row count of the centred-column buffers is written in ``_layout`` (which sizes the Cython stages),
+    in Numba's ``_gram_buffer`` and in the Cython extension: a disagreement would read or write past a buffer."""
+    from fastgmm.kernels import _layout
+
+    expected = [_layout.gram_rows(D) for D in range(1, 70)]
+    assert all(rows >= D and rows % 4 == 0 and rows - D < 4 for D, rows in enumerate(expected, start=1))
+    if "numba" in USABLE_BACKENDS:
+        from fastgmm.kernels import numba_
+
+        assert [numba_._gram_buffer(1, 1, D).shape[1] for D in range(1, 70)] == expected
+    if "cython" in USABLE_BACKENDS:
+        from fastgmm.kernels import _cython
+
+        assert [_cython.gram_rows(D) for D in range(1, 70)] == expected

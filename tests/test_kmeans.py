@@ -92,6 +92,25 @@ def test_kmeans_kernels_match_reference(backend, dtype, weighted, covariance_typ
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
 
+@pytest.mark.parametrize("n_components", [3, 6])
+@pytest.mark.parametrize("n_features", [3, 14])
+def test_label_statistics_match_reference(backend, covariance_type, n_components, n_features):
+    """Both forms of the compiled label statistics (dense one-hot tiles for few components, row by row for more),
+    weighted, with unlabelled (-1) and zero-weight rows, against the reference, far from the origin."""
+    X = make_blobs(3000, n_features, n_components, seed=7, offset=1e4)
+    w = np.random.RandomState(8).uniform(0, 2, 3000)
+    w[::11] = 0.0
+    labels = np.random.RandomState(9).randint(-1, n_components, 3000).astype(np.int32)
+    shift = X[:n_components] + 0.25
+    kernel = get_backend(backend)
+    for weights in (None, w):
+        for a, b in zip(
+            kernel.label_statistics(X, weights, labels, shift, covariance_type, 1024),
+            reference.label_statistics(X, weights, labels, shift, covariance_type, 1024),
+        ):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-9 * np.abs(b).max())
+
+
 class _Unfused:
     """A backend module seen without its optional fused k-means: ``fastgmm._kmeans`` then runs its Python loop."""
 

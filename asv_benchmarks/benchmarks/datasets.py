@@ -38,15 +38,7 @@ CASES = QUICK_CASES if PROFILE == "quick" else list(FULL_CASES)
 # Overlapping data (issue 18): the shapes above with K = 4 x the natural clusters, every component starting over
 # the whole data set (``overlapping_start``), so that every point keeps all K responsibilities live, as in the
 # first iterations of any fit, density estimation, or a K above the data's. The per-iteration benchmarks run them.
-OVERLAP_FULL_CASES = {
-    "overlap-full-100k-2-4": ("full", 100_000, 2, 4, "float64"),
-    "overlap-full-1M-8-16": ("full", 1_000_000, 8, 16, "float64"),
-    "overlap-full-1M-32-8": ("full", 1_000_000, 32, 8, "float64"),
-    "overlap-full-200k-64-16": ("full", 200_000, 64, 16, "float64"),
-    "overlap-diag-1M-8-16": ("diag", 1_000_000, 8, 16, "float64"),
-    "overlap-spherical-1M-8-16": ("spherical", 1_000_000, 8, 16, "float64"),
-    "overlap-tied-1M-8-16": ("tied", 1_000_000, 8, 16, "float64"),
-}
+OVERLAP_FULL_CASES = {f"overlap-{name}": shape for name, shape in FULL_CASES.items() if shape[4] == "float64"}
 QUICK_OVERLAP_CASES = ["overlap-full-1M-8-16"]
 OVERLAP_CASES = QUICK_OVERLAP_CASES if PROFILE == "quick" else list(OVERLAP_FULL_CASES)
 

@@ -55,7 +55,7 @@ cdef enum:
 # the moments.
 cdef double LOG_NEGLIGIBLE = -69.31471805599453
 # See numba_._MAX_SMALL_FEATURES.
-cdef int MAX_SMALL_FEATURES = 3
+cdef int MAX_SMALL_FEATURES = 4
 
 OPENMP = bool(fastgmm_openmp())
 STATIC_TILE = bool(FASTGMM_STATIC_TILE)
@@ -297,6 +297,12 @@ cdef inline int _gram_rows(int D) noexcept nogil:
     return (D + 3) // 4 * 4
 
 
+def gram_rows(int n_features):
+    """The rows this extension gives a centred-column buffer of D features (for the test that every copy of the
+    layout agrees: the wrapper allocates the stages by ``_layout.gram_rows``)."""
+    return _gram_rows(n_features)
+
+
 cdef void _gram_buffer_rows(double* buffer, int copies, int D) noexcept nogil:
     """Zero the rows after row D of each (gram_rows(D), TILE) copy (see ``_gram_upper``)."""
     cdef int c, i, q, rows = _gram_rows(D)
@@ -395,12 +401,14 @@ cdef void _moments_small(
     """Full/tied moments of one component over a tile's columns for D <= MAX_SMALL_FEATURES, summed point by point
     in registers, as ``numba_._moments_small``; s2_k is the component's (D, D) upper triangle."""
     cdef int p
-    cdef double c, d0, d1, d2, u0, u1, u2
-    cdef double cs = 0.0, f0 = 0.0, f1 = 0.0, f2 = 0.0
+    cdef double c, d0, d1, d2, d3, u0, u1, u2, u3
+    cdef double cs = 0.0, f0 = 0.0, f1 = 0.0, f2 = 0.0, f3 = 0.0
     cdef double g00 = 0.0, g01 = 0.0, g02 = 0.0, g11 = 0.0, g12 = 0.0, g22 = 0.0
+    cdef double g03 = 0.0, g13 = 0.0, g23 = 0.0, g33 = 0.0
     cdef crdouble x0 = xt
     cdef crdouble x1 = xt + TILE
     cdef crdouble x2 = xt + 2 * TILE
+    cdef crdouble x3 = xt + 3 * TILE
     if D == 1:
         for p in range(n):
             c = rw[p]
@@ -427,7 +435,7 @@ cdef void _moments_small(
         s2_k[0] += g00
         s2_k[1] += g01
         s2_k[3] += g11
-    else:
+    elif D == 3:
         for p in range(n):
             c = rw[p]
             d0 = x0[p] - mu[0]
@@ -454,6 +462,45 @@ cdef void _moments_small(
         s2_k[4] += g11
         s2_k[5] += g12
         s2_k[8] += g22
+    else:
+        for p in range(n):
+            c = rw[p]
+            d0 = x0[p] - mu[0]
+            d1 = x1[p] - mu[1]
+            d2 = x2[p] - mu[2]
+            d3 = x3[p] - mu[3]
+            u0 = c * d0
+            u1 = c * d1
+            u2 = c * d2
+            u3 = c * d3
+            cs += c
+            f0 += u0
+            f1 += u1
+            f2 += u2
+            f3 += u3
+            g00 += u0 * d0
+            g01 += u0 * d1
+            g02 += u0 * d2
+            g03 += u0 * d3
+            g11 += u1 * d1
+            g12 += u1 * d2
+            g13 += u1 * d3
+            g22 += u2 * d2
+            g23 += u2 * d3
+            g33 += u3 * d3
+        s1_k[1] += f1
+        s1_k[2] += f2
+        s1_k[3] += f3
+        s2_k[0] += g00
+        s2_k[1] += g01
+        s2_k[2] += g02
+        s2_k[3] += g03
+        s2_k[5] += g11
+        s2_k[6] += g12
+        s2_k[7] += g13
+        s2_k[10] += g22
+        s2_k[11] += g23
+        s2_k[15] += g33
     nk_k[0] += cs
     s1_k[0] += f0
 
