@@ -69,6 +69,31 @@ def test_bad_parameters_raise(params, message):
         GaussianMixture(**{"n_components": 2, **params}).fit(X)
 
 
+def test_remembered_parameter_checks_decide_as_scikit_learn_does():
+    """Parameter sets that passed are not checked again (``_validation.validate_params``): the same values of
+    another type are checked afresh (True for 1, 1.0 for 1, numpy integers), and a failure is never remembered."""
+    from sklearn.base import BaseEstimator
+
+    candidates = [dict(n_components=2), dict(n_components=True), dict(n_components=2.0), dict(n_components=np.int64(2)),
+                  dict(tol=1), dict(tol=True), dict(max_iter=np.float64(5)), dict(warm_start=1),
+                  dict(warm_start=np.bool_(True)), dict(random_state=np.int32(3)), dict(verbose=False),
+                  dict(n_init=2), dict(n_init=2.0)]
+    for _ in range(2):  # the second round meets every set that passed in the first one again
+        for params in candidates:
+            estimator = GaussianMixture(**params)
+            try:
+                BaseEstimator._validate_params(estimator)
+                expected = None
+            except ValueError as error:
+                expected = str(error)
+            if expected is None:
+                estimator._validate_params()
+            else:
+                with pytest.raises(ValueError) as raised:
+                    estimator._validate_params()
+                assert str(raised.value) == expected
+
+
 @pytest.mark.parametrize(
     "params, message",
     [
