@@ -98,3 +98,29 @@ def test_warmup_command_compiles_what_a_first_fit_needs(cache_dir):
     *backends, asked = out.stdout.split()
     assert backends == ["numba"] * 4
     assert asked == "0", "kernels were still missing after warmup"
+
+
+_REFUSE_COLD = """
+import numpy as np
+from numba.core import base
+from fastgmm.kernels import numba_
+refreshed = []
+refresh = base.BaseContext.refresh
+base.BaseContext.refresh = lambda self: refreshed.append(1) or refresh(self)
+X = np.random.default_rng(0).normal(size=(500, 2))
+try:
+    with numba_.cached_only():
+        numba_.update_closest(X, X[0], np.full(500, np.inf), 4096)
+    print("compiled")
+except numba_.NotCompiled as missing:
+    print("refused", missing.kernel, len(refreshed))
+"""
+
+
+def test_an_empty_cache_refuses_without_setting_up_numbas_target(tmp_path):
+    """In an empty cache a kernel is refused before Numba's cache lookup, whose first call in a process sets up the
+    compilation target (0.6 s of a first call here)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", _REFUSE_COLD], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["refused", "_update_closest.serial", "0"]

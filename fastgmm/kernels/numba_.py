@@ -127,6 +127,12 @@ def _load_or_refuse(dispatcher, name):
         args, _ = sigutils.normalize_signature(signature)
         if tuple(args) in dispatcher.overloads:
             return compile_(signature)
+        # No index file, no cached compilation: refused before Numba's cache lookup, whose first call in a process
+        # sets up the whole compilation target (0.6 s here), so that a first call in an empty cache does not wait
+        # for it either.
+        index = getattr(getattr(dispatcher._cache, "_cache_file", None), "_index_path", None)
+        if index is not None and not os.path.exists(index):
+            raise NotCompiled(name, tuple(args))
         with global_compiler_lock:
             cres = dispatcher._cache.load_overload(signature, dispatcher.targetctx)
             if cres is None:
