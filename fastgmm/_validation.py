@@ -30,7 +30,7 @@ def validate_params(estimator, validate):
         key = (type(estimator), *((name, type(value), value) for name in _parameter_names(type(estimator))
                                   for value in [getattr(estimator, name)]))
         hash(key)
-    except TypeError:
+    except Exception:  # unhashable (arrays, lists) or odd values: scikit-learn's check decides, and reports
         key = None
     if key is not None and key in _VALID_PARAMETERS:
         return
