@@ -1222,12 +1222,16 @@ def label_statistics(X, sample_weight, labels, shift, covariance_type, block_siz
     cov = CODES[covariance_type]
     weighted = sample_weight is not None
     shift = np.ascontiguousarray(shift, np.float64)
+    # The compiled-for-D tile moments are the register sums of full/tied up to _MAX_SMALL_FEATURES; every other
+    # shape takes the same path for any D, so one compilation serves them all (each D is one more of several
+    # seconds).
+    small = cov in (FULL, TIED) and n_features <= _MAX_SMALL_FEATURES
+    features = (0,) * n_features if small else ()
 
     def fill(rows, nk, s1, s2):
         w = sample_weight[rows] if weighted else np.empty(0)
         work = (rows.stop - rows.start) * (n_features + 1) ** 2
-        _label_statistics(work, X[rows], w, weighted, labels[rows], shift, cov, block_size, nk, s1, s2,
-                          _static(cov, n_features))
+        _label_statistics(work, X[rows], w, weighted, labels[rows], shift, cov, block_size, nk, s1, s2, features)
 
     shapes = [(n_components,), (n_components, n_features), s2_block_shape(cov, n_components, n_features)]
     nk, s1, s2 = reduce_in_rounds(fill, X.shape[0], block_size, shapes, get_num_threads())
