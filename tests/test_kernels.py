@@ -268,6 +268,28 @@ def test_backend_reads_any_layout(backend, covariance_type, layout):
     np.testing.assert_allclose(out, reference.weighted_log_prob(X, *args, np.empty((X.shape[0], 3))), rtol=1e-10)
 
 
+def test_numba_compiles_two_copies_for_every_layout():
+    """C-ordered data get one compilation and every other layout, writable or not, one more: not one each (a fit
+    of each layout of one shape would otherwise compile six copies of every kernel it runs)."""
+    numba_ = pytest.importorskip("fastgmm.kernels.numba_")
+    from numba.core import types
+
+    X = make_blobs(2000, 5, 3, seed=24)
+    wide = np.zeros((2000, 10))
+    wide[:, ::2] = X
+    read_only_c, read_only_f = X.copy(), np.asfortranarray(X)
+    read_only_c.setflags(write=False)
+    read_only_f.setflags(write=False)
+    layouts = [X, np.asfortranarray(X), wide[:, ::2], read_only_c, read_only_f]
+    params = random_params("diag", 3, 5, seed=25)
+    expected = reference.accumulate(layouts[0], None, *params.kernel_arguments(), block_size=512)
+    for layout in layouts:
+        assert_statistics_close(numba_.accumulate(layout, None, *params.kernel_arguments(), block_size=512), expected,
+                                rtol=1e-10)
+    seen = {signature[0] for signature in numba_._accumulate.serial.signatures if signature[0].dtype == types.float64}
+    assert {(array.layout, array.mutable) for array in seen} == {("C", False), ("A", False)}
+
+
 @pytest.mark.skipif(not {"numba", "cython"} <= set(USABLE_BACKENDS), reason="needs both compiled backends")
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("shape", [(30000, 8, 16), (3000, 2, 4), (2000, 32, 8), (1000, 64, 5)])

@@ -33,9 +33,12 @@ import sys
 import threading
 import types
 
+import numba
 import numpy as np
 from numba import config, get_num_threads, njit, prange
 from numba.core import sigutils
+from numba.core import types as numba_types
+from numba.core.typing.typeof import typeof_impl
 from numba.core.compiler_lock import global_compiler_lock
 
 from .._threads import numba_threads as threads  # noqa: F401 (the backend's thread policy)
@@ -80,6 +83,26 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 # workqueue aborts the process when two Python threads launch parallel kernels at once: one launch at a time,
 # whichever layer loaded (two kernels at once would only share the same cores).
 _launch_lock = threading.RLock()
+
+
+class _KernelInput(np.ndarray):
+    """A view of X as the kernels are compiled for it: read-only (they never write X), C-contiguous or any layout.
+
+    Numba compiles a kernel for each type of its arguments, and an array's type holds its layout (C, F or any) and
+    whether it is writable: six copies of each kernel per dtype, each several seconds of compilation, for the same
+    loops (the Fortran-ordered arrays of pandas, read-only memmaps, column slices). Typed this way, two serve every
+    array; only C-contiguous data, the common case, keeps loads compiled for unit strides."""
+
+
+@typeof_impl.register(_KernelInput)
+def _typeof_kernel_input(X, context):
+    return numba_types.Array(numba.from_dtype(X.dtype), X.ndim, "C" if X.flags.c_contiguous else "A",
+                             readonly=True, aligned=X.flags.aligned)
+
+
+def _kernel_input(X):
+    """``X`` viewed (never copied) so that Numba types it as in ``_KernelInput``."""
+    return X.view(_KernelInput)
 
 
 # Below this much work per call a kernel runs serial: one parallel launch costs more than the whole call there
@@ -958,6 +981,7 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
     """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``.
     ``dense_live`` moves the dense path's threshold (default ``_layout.dense_live``), for the tests and the
     crossover benchmark: 0 makes every tile dense, 1 every tile sparse."""
+    X = _kernel_input(X)
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
     n_samples, n_features = X.shape
     n_components = means.shape[0]
@@ -982,6 +1006,7 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
 @_one_launch_at_a_time
 def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const, out):
     """Write ``log(pi_k) + log N(x_n | mu_k, Sigma_k)`` into ``out`` (N, K) and return it."""
+    X = _kernel_input(X)
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
     work = X.shape[0] * means.shape[0] * (means.shape[1] + 1) ** 2
     _weighted_log_prob(work, X, cov, means, U, log_const, out, _static(cov, means.shape[1]))
@@ -1031,6 +1056,7 @@ def _candidate_potentials(X, w, weighted, candidates, closest, block_size, parti
 @_one_launch_at_a_time
 def candidate_potentials(X, sample_weight, candidates, closest, block_size):
     """k-means++: for each candidate centre, ``sum_n w_n min(closest_n, |x_n - candidate|^2)``; shape (C,)."""
+    X = _kernel_input(X)
     partial = np.zeros((n_blocks(X.shape[0], block_size), candidates.shape[0]))
     weighted = sample_weight is not None
     _candidate_potentials(
@@ -1081,6 +1107,7 @@ def _update_closest(X, center, closest):
 @_one_launch_at_a_time
 def update_closest(X, center, closest, block_size):
     """``closest = min(closest, |x - center|^2)`` in place."""
+    X = _kernel_input(X)
     _update_closest(X.shape[0] * X.shape[1], X, np.ascontiguousarray(center, np.float64), closest)
 
 
@@ -1125,6 +1152,7 @@ def _lloyd_step(X, w, weighted, centers, labels, block_size, sums, weights):
 @_one_launch_at_a_time
 def lloyd_step(X, sample_weight, centers, labels, block_size):
     """One Lloyd assignment; see ``fastgmm.kernels.numpy_.lloyd_step``."""
+    X = _kernel_input(X)
     n_clusters, n_features = centers.shape
     blocks = n_blocks(X.shape[0], block_size)
     sums = np.zeros((blocks, n_clusters, n_features))
@@ -1218,6 +1246,7 @@ def _label_statistics(X, w, weighted, labels, shift, cov, block_size, nk, s1, s2
 @_one_launch_at_a_time
 def label_statistics(X, sample_weight, labels, shift, covariance_type, block_size):
     """``(nk, s1, s2)`` of hard assignments; see ``fastgmm.kernels.numpy_.label_statistics``."""
+    X = _kernel_input(X)
     n_components, n_features = shift.shape
     cov = CODES[covariance_type]
     weighted = sample_weight is not None
@@ -1448,6 +1477,7 @@ def kmeans(X, sample_weight, first, uniforms, tol, max_iter, block_size):
         are the final assignment), else ``(sums, weights)`` of iteration ``iterations``, whose assignment left
         a cluster empty, for the caller to relocate and go on from.
     """
+    X = _kernel_input(X)
     n_samples, n_features = X.shape
     n_clusters = uniforms.shape[0] + 1
     blocks = n_blocks(n_samples, block_size)
@@ -1738,6 +1768,7 @@ def em_iterations(X, sample_weight, covariance_type, means, precisions_cholesky,
         here, and ``statistics`` ``(log_likelihood, total_weight, nk, s1, s2, shift)`` of the iteration left to the
         caller's M-step, or None.
     """
+    X = _kernel_input(X)
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     cov = CODES[covariance_type]
