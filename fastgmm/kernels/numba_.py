@@ -33,12 +33,10 @@ import sys
 import threading
 import types
 
-import numba
 import numpy as np
 from numba import config, get_num_threads, njit, prange
 from numba.core import sigutils
 from numba.core import types as numba_types
-from numba.core.typing.typeof import typeof_impl
 from numba.core.compiler_lock import global_compiler_lock
 
 from .._threads import numba_threads as threads  # noqa: F401 (the backend's thread policy)
@@ -85,26 +83,6 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 _launch_lock = threading.RLock()
 
 
-class _KernelInput(np.ndarray):
-    """A view of X as the kernels are compiled for it: read-only (they never write X), C-contiguous or any layout.
-
-    Numba compiles a kernel for each type of its arguments, and an array's type holds its layout (C, F or any) and
-    whether it is writable: six copies of each kernel per dtype, each several seconds of compilation, for the same
-    loops (the Fortran-ordered arrays of pandas, read-only memmaps, column slices). Typed this way, two serve every
-    array; only C-contiguous data, the common case, keeps loads compiled for unit strides."""
-
-
-@typeof_impl.register(_KernelInput)
-def _typeof_kernel_input(X, context):
-    return numba_types.Array(numba.from_dtype(X.dtype), X.ndim, "C" if X.flags.c_contiguous else "A",
-                             readonly=True, aligned=X.flags.aligned)
-
-
-def _kernel_input(X):
-    """``X`` viewed (never copied) so that Numba types it as in ``_KernelInput``."""
-    return X.view(_KernelInput)
-
-
 # Below this much work per call a kernel runs serial: one parallel launch costs more than the whole call there
 # (measured: ~1 ms per launch under workqueue, against 0.05 ms of work for 10,000 x 4 points and 3 components; a
 # default fit of that size made 13 launches). Each wrapper estimates its own call's work in multiply-adds: points x
@@ -138,11 +116,43 @@ def cached_only():
         _cached_only.reset(token)
 
 
+def _as_compiled(args):
+    """The argument types a kernel is compiled for, given those of a call: X (the first) read-only (no kernel
+    writes it), C-contiguous or of any layout.
+
+    Numba compiles a function for each type of its arguments, and an array's type holds its layout (C, F or any)
+    and whether it is writable: six copies of every kernel per dtype and D, each several seconds of compilation,
+    for the same loops (pandas' Fortran-ordered arrays, read-only memmaps, column slices). Two serve them all; only
+    C-contiguous data, the common case, keep loads compiled for unit strides."""
+    X = args[0] if args else None
+    if not isinstance(X, numba_types.Array) or X.ndim != 2:
+        return args
+    return (X.copy(layout="C" if X.layout == "C" else "A", readonly=True),) + tuple(args[1:])
+
+
 def _load_or_refuse(dispatcher, name):
     """A replacement of ``dispatcher.compile``, which Numba calls only when no compiled version matches the call:
-    inside ``cached_only()``, what ``Dispatcher.compile`` does when the on-disk cache has the signature, else
-    ``NotCompiled``."""
+    the compilation for ``_as_compiled``'s types, which the call's types then reach directly (Numba's own dispatch
+    would compile again); inside ``cached_only()``, what ``Dispatcher.compile`` does when the on-disk cache has the
+    signature, else ``NotCompiled``."""
     compile_ = dispatcher.compile
+    aliased = set()
+
+    def compile_as(signature):
+        args, _ = sigutils.normalize_signature(signature)
+        args = tuple(args)
+        compiled = _as_compiled(args)
+        if compiled == args:
+            return load_or_refuse(args)
+        with global_compiler_lock:  # reentrant; one insertion per type even with several threads compiling
+            entry_point = load_or_refuse(compiled)
+            if args not in aliased:
+                # The call's types dispatch, in Numba's C dispatcher, straight to the compiled function: its wrapper
+                # reads any array of the same dtype and rank, and a read-only type only forbids writing.
+                dispatcher._insert([arg._code for arg in args], entry_point,
+                                   dispatcher.overloads[compiled].objectmode)
+                aliased.add(args)
+            return entry_point
 
     def load_or_refuse(signature):
         if not _cached_only.get():
@@ -165,7 +175,7 @@ def _load_or_refuse(dispatcher, name):
             dispatcher.add_overload(cres)
             return cres.entry_point
 
-    dispatcher.compile = load_or_refuse
+    dispatcher.compile = compile_as
 
 
 _KERNELS = {}
@@ -981,7 +991,6 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
     """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``.
     ``dense_live`` moves the dense path's threshold (default ``_layout.dense_live``), for the tests and the
     crossover benchmark: 0 makes every tile dense, 1 every tile sparse."""
-    X = _kernel_input(X)
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
     n_samples, n_features = X.shape
     n_components = means.shape[0]
@@ -1006,7 +1015,6 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
 @_one_launch_at_a_time
 def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const, out):
     """Write ``log(pi_k) + log N(x_n | mu_k, Sigma_k)`` into ``out`` (N, K) and return it."""
-    X = _kernel_input(X)
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
     work = X.shape[0] * means.shape[0] * (means.shape[1] + 1) ** 2
     _weighted_log_prob(work, X, cov, means, U, log_const, out, _static(cov, means.shape[1]))
@@ -1056,7 +1064,6 @@ def _candidate_potentials(X, w, weighted, candidates, closest, block_size, parti
 @_one_launch_at_a_time
 def candidate_potentials(X, sample_weight, candidates, closest, block_size):
     """k-means++: for each candidate centre, ``sum_n w_n min(closest_n, |x_n - candidate|^2)``; shape (C,)."""
-    X = _kernel_input(X)
     partial = np.zeros((n_blocks(X.shape[0], block_size), candidates.shape[0]))
     weighted = sample_weight is not None
     _candidate_potentials(
@@ -1107,7 +1114,6 @@ def _update_closest(X, center, closest):
 @_one_launch_at_a_time
 def update_closest(X, center, closest, block_size):
     """``closest = min(closest, |x - center|^2)`` in place."""
-    X = _kernel_input(X)
     _update_closest(X.shape[0] * X.shape[1], X, np.ascontiguousarray(center, np.float64), closest)
 
 
@@ -1152,7 +1158,6 @@ def _lloyd_step(X, w, weighted, centers, labels, block_size, sums, weights):
 @_one_launch_at_a_time
 def lloyd_step(X, sample_weight, centers, labels, block_size):
     """One Lloyd assignment; see ``fastgmm.kernels.numpy_.lloyd_step``."""
-    X = _kernel_input(X)
     n_clusters, n_features = centers.shape
     blocks = n_blocks(X.shape[0], block_size)
     sums = np.zeros((blocks, n_clusters, n_features))
@@ -1246,7 +1251,6 @@ def _label_statistics(X, w, weighted, labels, shift, cov, block_size, nk, s1, s2
 @_one_launch_at_a_time
 def label_statistics(X, sample_weight, labels, shift, covariance_type, block_size):
     """``(nk, s1, s2)`` of hard assignments; see ``fastgmm.kernels.numpy_.label_statistics``."""
-    X = _kernel_input(X)
     n_components, n_features = shift.shape
     cov = CODES[covariance_type]
     weighted = sample_weight is not None
@@ -1477,7 +1481,6 @@ def kmeans(X, sample_weight, first, uniforms, tol, max_iter, block_size):
         are the final assignment), else ``(sums, weights)`` of iteration ``iterations``, whose assignment left
         a cluster empty, for the caller to relocate and go on from.
     """
-    X = _kernel_input(X)
     n_samples, n_features = X.shape
     n_clusters = uniforms.shape[0] + 1
     blocks = n_blocks(n_samples, block_size)
@@ -1768,7 +1771,6 @@ def em_iterations(X, sample_weight, covariance_type, means, precisions_cholesky,
         here, and ``statistics`` ``(log_likelihood, total_weight, nk, s1, s2, shift)`` of the iteration left to the
         caller's M-step, or None.
     """
-    X = _kernel_input(X)
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     cov = CODES[covariance_type]
