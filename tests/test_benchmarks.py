@@ -1,6 +1,6 @@
 """The asv suite (asv_benchmarks/) still runs: ``asv check`` and one quick-profile run against the installed
 fastgmm with this interpreter, so that a benchmark broken by a change fails the tests rather than a later
-dashboard run. About 40 s."""
+dashboard run."""
 
 import os
 import subprocess

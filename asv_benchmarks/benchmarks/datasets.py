@@ -28,9 +28,12 @@ FULL_CASES = {
     "full-1M-8-16-float32": ("full", 1_000_000, 8, 16, "float32"),
 }
 
-# The quick profile (CI) runs two of the cases (one float64, one float32) with 1/100 of the rows: it checks that
-# every benchmark still runs, in under a minute or two.
+# The quick profile (CI) runs two of the cases (one float64, one float32) with 1/100 of the rows and at most
+# QUICK_FEATURES features: it checks that every benchmark still runs, in under a minute or two. Numba compiles its
+# kernels for each number of features up to 16: with four, the quick run shares its compilations with the test
+# suite, instead of adding about a minute of its own.
 QUICK_ROWS = 100
+QUICK_FEATURES = 4
 QUICK_CASES = ["diag-1M-8-16", "full-1M-8-16-float32"]
 
 CASES = QUICK_CASES if PROFILE == "quick" else list(FULL_CASES)
@@ -53,6 +56,7 @@ def case(name):
     covariance_type, n, d, k, dtype = FULL_CASES[name] if name in FULL_CASES else OVERLAP_FULL_CASES[name]
     if PROFILE == "quick":
         n = max(n // QUICK_ROWS, 20 * k)
+        d = min(d, QUICK_FEATURES)
     return covariance_type, n, d, k, dtype
 
 

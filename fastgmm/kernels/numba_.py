@@ -142,7 +142,7 @@ def _load_or_refuse(dispatcher, name):
         args, _ = sigutils.normalize_signature(signature)
         args = tuple(args)
         compiled = _as_compiled(args)
-        if compiled == args:
+        if compiled == args or not hasattr(dispatcher, "_insert"):  # a Numba without it: one compilation per type
             return load_or_refuse(args)
         with global_compiler_lock:  # reentrant; one insertion per type even with several threads compiling
             entry_point = load_or_refuse(compiled)
