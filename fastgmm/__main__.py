@@ -7,7 +7,7 @@
   fastgmm select DATA -k 1-20 [-t all] [-o MODEL] [--plot out.png]
                                                           fit every pair, print the table, keep the best by BIC
   fastgmm plot MODEL DATA -o out.png [--features a b]     points coloured by component, covariance ellipses
-  fastgmm warmup [--features 1-17] [--dtypes float64,float32]
+  fastgmm warmup [--features 1-17] [--dtypes float64,float32] [--layouts c,any]
                                                           compile the Numba kernels ahead of time (images, CI)
   fastgmm info                                            versions, backends, threads, Numba's cache
 
@@ -244,8 +244,9 @@ def warmup(args):
     from ._warmup import warmup as compile_kernels
 
     start = time.perf_counter()
-    print(f"compiling Numba's kernels for {len(args.features)} numbers of features x {len(args.dtypes)} dtypes")
-    compile_kernels(args.features, args.dtypes, n_jobs=args.jobs, verbose=True)
+    print(f"compiling Numba's kernels for {len(args.features)} numbers of features x {len(args.dtypes)} dtypes x "
+          f"{len(args.layouts)} layouts")
+    compile_kernels(args.features, args.dtypes, n_jobs=args.jobs, verbose=True, layouts=args.layouts)
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -332,6 +333,9 @@ def _parser():
                         "and the kernels for any larger number)")
     p.add_argument("--dtypes", type=lambda text: text.split(","), default=["float64", "float32"],
                    help="comma-separated (default float64,float32)")
+    p.add_argument("--layouts", type=lambda text: text.split(","), default=["c"],
+                   help="memory layouts of the data: c (C-ordered, the default), any (every other: Fortran-ordered "
+                        "as from pandas, strided, read-only), or c,any")
     p.add_argument("--jobs", type=int, default=None, help="processes compiling at once (default: one per core)")
     p.set_defaults(func=warmup)
 

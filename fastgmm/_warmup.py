@@ -15,10 +15,13 @@ import numpy as np
 # for the kernels that take any number.
 DEFAULT_FEATURES = tuple(range(1, 18))
 DEFAULT_DTYPES = ("float64", "float32")
+# The kernels are compiled for C-ordered X and once more for every other layout (Fortran-ordered, as pandas'
+# ``to_numpy()`` of a float frame, strided, read-only: ``numba_._as_compiled``).
+LAYOUTS = ("c", "any")
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
-def _compile_one(n_features, dtype):
+def _compile_one(n_features, dtype, layout):
     """Fit and predict with the Numba backend on small and large data (serial and parallel kernels) for every
     covariance type; return the seconds it took."""
     from ._backends import get_backend, warm_up
@@ -28,6 +31,8 @@ def _compile_one(n_features, dtype):
     threshold = get_backend("numba").PARALLEL_WORK
     n_samples = max(64, math.ceil(threshold / n_features))
     X = np.random.default_rng(0).normal(size=(n_samples, n_features)).astype(dtype)
+    if layout == "any":
+        X = np.asfortranarray(X)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for covariance_type in _COVARIANCE_TYPES:
@@ -39,7 +44,7 @@ def _compile_one(n_features, dtype):
     return time.perf_counter() - start
 
 
-def warmup(n_features=DEFAULT_FEATURES, dtypes=DEFAULT_DTYPES, n_jobs=None, verbose=False):
+def warmup(n_features=DEFAULT_FEATURES, dtypes=DEFAULT_DTYPES, n_jobs=None, verbose=False, layouts=("c",)):
     """Compile the Numba kernels for these numbers of features and dtypes into Numba's on-disk cache.
 
     The cache is Numba's: ``NUMBA_CACHE_DIR`` if set, else ``__pycache__`` beside the installed package when it is
@@ -57,18 +62,25 @@ def warmup(n_features=DEFAULT_FEATURES, dtypes=DEFAULT_DTYPES, n_jobs=None, verb
     n_jobs : int, default=None
         Processes compiling at once (None: one per core).
     verbose : bool, default=False
-        Print each (n_features, dtype) as it is done.
+        Print each (n_features, dtype, layout) as it is done.
+    layouts : iterable of {'c', 'any'}, default=('c',)
+        Memory layouts of X: ``'c'`` for C-ordered arrays, ``'any'`` for every other (Fortran-ordered, as pandas
+        gives float frames, strided, read-only). Each doubles the work.
 
     Returns
     -------
     dict
-        ``{(n_features, dtype): seconds}``.
+        ``{(n_features, dtype, layout): seconds}``.
     """
     from ._backends import get_backend
 
     get_backend("numba")  # ImportError with the reason when Numba is not usable
-    tasks = [(int(d), str(np.dtype(t))) for d in n_features for t in dtypes]
-    for d, t in tasks:
+    layouts = list(layouts)
+    for layout in layouts:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}: expected one of {LAYOUTS}")
+    tasks = [(int(d), str(np.dtype(t)), layout) for d in n_features for t in dtypes for layout in layouts]
+    for d, t, _ in tasks:
         if d < 1 or t not in DEFAULT_DTYPES:
             raise ValueError(f"cannot compile for {d} features and dtype {t!r}: n_features must be >= 1 and the "
                              f"dtype one of {DEFAULT_DTYPES}")
@@ -79,5 +91,5 @@ def warmup(n_features=DEFAULT_FEATURES, dtypes=DEFAULT_DTYPES, n_jobs=None, verb
         for task, elapsed in zip(tasks, pool.map(_compile_one, *zip(*tasks))):
             seconds[task] = elapsed
             if verbose:
-                print(f"  {task[0]:>3} features, {task[1]}: {elapsed:.1f} s", flush=True)
+                print(f"  {task[0]:>3} features, {task[1]}, layout {task[2]}: {elapsed:.1f} s", flush=True)
     return seconds

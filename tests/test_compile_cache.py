@@ -124,3 +124,20 @@ def test_an_empty_cache_refuses_without_setting_up_numbas_target(tmp_path):
     out = subprocess.run([sys.executable, "-c", _REFUSE_COLD], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["refused", "_update_closest.serial", "0"]
+
+
+@pytest.mark.parametrize("layout", ["c", "any"])
+def test_warmup_fits_data_of_each_layout_it_is_asked_for(monkeypatch, layout):
+    """``fastgmm warmup --layouts c,any``: the second compilation of each kernel, for every layout but C order, is
+    made by fitting data that are not C-ordered."""
+    from fastgmm import _backends, _warmup
+    from fastgmm._gaussian_mixture import GaussianMixture
+
+    seen = []
+    monkeypatch.setattr(_backends, "warm_up", lambda model, X: seen.append(X.flags.c_contiguous))
+    monkeypatch.setattr(GaussianMixture, "fit", lambda self, X: seen.append(X.flags.c_contiguous) or self)
+    monkeypatch.setattr(GaussianMixture, "predict", lambda self, X: seen.append(X.flags.c_contiguous))
+    _warmup._compile_one(3, "float64", layout)
+    assert seen == [layout == "c"] * 16
+    with pytest.raises(ValueError, match="unknown layout 'f'"):
+        _warmup.warmup([3], ["float64"], layouts=["f"])
