@@ -45,7 +45,7 @@ def _compile_one(n_features, dtype, layout):
 
 
 def warmup(n_features=DEFAULT_FEATURES, dtypes=DEFAULT_DTYPES, n_jobs=None, verbose=False, layouts=("c",)):
-    """Compile the Numba kernels for these numbers of features and dtypes into Numba's on-disk cache.
+    """Compile the Numba kernels for these numbers of features, dtypes and layouts into Numba's on-disk cache.
 
     The cache is Numba's: ``NUMBA_CACHE_DIR`` if set, else ``__pycache__`` beside the installed package when it is
     writable, else a user cache directory (``fastgmm.show_versions()`` prints which). Kernels compiled there are
