@@ -65,7 +65,7 @@ def warmup(n_features=DEFAULT_FEATURES, dtypes=DEFAULT_DTYPES, n_jobs=None, verb
         Print each (n_features, dtype, layout) as it is done.
     layouts : iterable of {'c', 'any'}, default=('c',)
         Memory layouts of X: ``'c'`` for C-ordered arrays, ``'any'`` for every other (Fortran-ordered, as pandas
-        gives float frames, strided, read-only). Each doubles the work.
+        gives float frames, strided, read-only). Both take twice the work of one.
 
     Returns
     -------
