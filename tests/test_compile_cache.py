@@ -141,3 +141,63 @@ def test_warmup_fits_data_of_each_layout_it_is_asked_for(monkeypatch, layout):
     assert seen == [layout == "c"] * 16
     with pytest.raises(ValueError, match="unknown layout 'f'"):
         _warmup.warmup([3], ["float64"], layouts=["f"])
+
+
+_SAVE_AT_THE_SAME_TIME = """
+import os, sys, time
+import numpy as np
+from numba.core import caching
+from fastgmm.kernels import numba_
+
+here, me, other = sys.argv[1], sys.argv[2], sys.argv[3]
+kernel = numba_._KERNELS["_update_closest.serial"]
+index = kernel._cache._cache_file._index_path
+save_index = caching.IndexDataCacheFile._save_index
+
+def save_index_when_both_are_here(self, overloads):
+    # Both processes have read the index and chosen a data file name: the moment Numba's own saves collide.
+    if self._index_path == index:
+        open(os.path.join(here, me), "w").close()
+        deadline = time.monotonic() + 15
+        while not os.path.exists(os.path.join(here, other)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    save_index(self, overloads)
+
+caching.IndexDataCacheFile._save_index = save_index_when_both_are_here
+X = np.random.default_rng(0).normal(size=(300, 3)).astype(me)
+numba_.update_closest(X, X[0], np.full(300, np.inf), 4096)
+"""
+
+_LOAD_BOTH = """
+import numpy as np
+from fastgmm.kernels import numba_
+kernel = numba_._KERNELS["_update_closest.serial"]
+for dtype in ("float64", "float32"):
+    X = np.random.default_rng(1).normal(size=(300, 3)).astype(dtype)
+    closest = np.full(300, np.inf)
+    numba_.update_closest(X, X[0], closest, 4096)
+    expected = ((X.astype(np.float64) - X[0].astype(np.float64)) ** 2).sum(axis=1)
+    np.testing.assert_allclose(closest, expected, rtol=1e-5)
+names = kernel._cache._cache_file._load_index()
+print(len(kernel.stats.cache_hits), len(names), len(set(names.values())))
+"""
+
+
+def test_processes_saving_one_kernel_at_once_keep_each_signature_apart(tmp_path):
+    """Two processes that save two signatures of one kernel into the cache at the same moment (as background
+    compilations, ``fastgmm warmup --jobs 2`` and pool workers do) leave an index with both, each pointing to its
+    own code: a third process loads both and computes right. (Numba alone lets the second save overwrite the
+    first one's index entry, measured here as one of the two loads missing, or give both the same data file, so
+    that one signature runs the other's code: numba issue 4807.)"""
+    cache, meeting = tmp_path / "cache", tmp_path / "meeting"
+    meeting.mkdir()
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
+    children = [subprocess.Popen([sys.executable, "-c", _SAVE_AT_THE_SAME_TIME, str(meeting), me, other], env=env,
+                                 stderr=subprocess.PIPE, text=True)
+                for me, other in (("float64", "float32"), ("float32", "float64"))]
+    for child in children:
+        _, err = child.communicate(timeout=300)
+        assert child.returncode == 0, err
+    out = subprocess.run([sys.executable, "-c", _LOAD_BOTH], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-3000:]}"
+    assert out.stdout.split() == ["2", "2", "2"], "both signatures loaded from the cache, from two data files"

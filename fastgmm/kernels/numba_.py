@@ -34,10 +34,12 @@ import threading
 import types
 
 import numpy as np
+from filelock import FileLock, Timeout
 from numba import config, get_num_threads, njit, prange
 from numba.core import sigutils
 from numba.core import types as numba_types
 from numba.core.compiler_lock import global_compiler_lock
+from numba.core.dispatcher import Dispatcher
 
 from .._threads import numba_threads as threads  # noqa: F401 (the backend's thread policy)
 from ._layout import (
@@ -178,6 +180,38 @@ def _load_or_refuse(dispatcher, name):
     dispatcher.compile = compile_as
 
 
+def _lock_cache_writes(dispatcher):
+    """Make the saves of ``dispatcher`` into Numba's on-disk cache one process at a time; return it.
+
+    Numba saves a compilation by reading the function's index, naming the data file by the first free number and
+    writing the index back: two processes saving two signatures of one function at once (background compilations,
+    ``fastgmm warmup`` with several jobs, pool workers, pytest-xdist) both take the same number, and the index then
+    sends one signature to the other's machine code, a segfault at its next load (numba issue 4807, open; seen here
+    as asv's setup_cache killed by SIGSEGV). Under an inter-process lock on the index, the second saver reads the
+    first one's entry. Loads need no lock: files are replaced whole, and with names unique per key an entry only
+    ever points to its own code."""
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    index = getattr(cache_file, "_index_path", None)
+    if index is None or getattr(cache_file, "_fastgmm_locked", False):
+        return dispatcher
+    save = cache_file.save
+
+    def save_locked(key, data):
+        try:
+            lock = FileLock(index + ".lock", timeout=60)
+            lock.acquire()
+        except (OSError, Timeout):
+            return  # not saved: compiled again by a later process, never a wrong entry
+        try:
+            save(key, data)
+        finally:
+            lock.release()
+
+    cache_file.save = save_locked
+    cache_file._fastgmm_locked = True
+    return dispatcher
+
+
 _KERNELS = {}
 
 
@@ -213,7 +247,7 @@ def _compiled_copy(function, variant, namespace):
     clone = types.FunctionType(function.__code__, namespace, f"{function.__name__}_{variant}", function.__defaults__,
                                function.__closure__)
     clone.__qualname__ = f"{function.__qualname__}_{variant}"
-    return njit(cache=True)(clone)
+    return _lock_cache_writes(njit(cache=True)(clone))
 
 
 def _register(dispatcher, name):
@@ -1808,3 +1842,11 @@ def em_iterations(X, sample_weight, covariance_type, means, precisions_cholesky,
         statistics = (float(ll_tw[0, 0]), float(ll_tw[0, 1]), nk, s1, finish_s2(s2, covariance_type), means)
     return {"lower_bounds": lower_bounds[:ran].tolist(), "converged": why == _CONVERGED, "params": params,
             "statistics": statistics}
+
+
+# Every compiled function of the module saves into the cache under the lock: callees too, whose cached code the
+# kernels that call them load at their own compilation.
+for _function in list(globals().values()) + list(_KERNELS.values()):
+    if isinstance(_function, Dispatcher):
+        _lock_cache_writes(_function)
+del _function
