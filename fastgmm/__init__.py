@@ -4,12 +4,12 @@ from . import _onnx
 from ._collapse import ComponentCollapseWarning
 from ._data import Chunks
 from ._gaussian_mixture import GaussianMixture
-from ._persistence import ModelFileError, load
+from ._load import load
+from ._model_file import ModelFileError
 from ._selection import select_model
 from ._show_versions import show_versions
+from ._version import __version__
 from ._warmup import warmup
-
-__version__ = "0.1.0.dev0"
 
 _onnx.register_when_imported()
 

@@ -24,6 +24,7 @@ from ._data import (
 from ._em import VerbosePrinter, run_em
 from ._init import initial_parameters
 from ._model import COVARIANCE_TYPES, MixtureParameters
+from ._model_file import save_model
 from ._progress import Progress
 from ._random import fit_generator
 
@@ -642,7 +643,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def save(self, file):
         """Save the fitted model to an ``.npz`` file that :func:`fastgmm.load` reads back exactly, without pickle.
 
-        The layout is documented and versioned (``fastgmm._persistence``): plain arrays and JSON text, so a model
+        The layout is documented and versioned (``fastgmm._model_file``): plain arrays and JSON text, so a model
         file from elsewhere cannot run code when loaded. A path is written atomically (a temporary file renamed).
 
         Parameters
@@ -657,8 +658,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         TypeError
             If a parameter is of a type the format does not store (a callable, say).
         """
-        from ._persistence import save_model
-
         save_model(self, file)
 
     def to_sklearn(self):

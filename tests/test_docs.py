@@ -6,10 +6,10 @@ import pytest
 
 import fastgmm._data
 import fastgmm._gaussian_mixture
-import fastgmm._persistence
+import fastgmm._load
 import fastgmm._selection
 
-MODULES = [fastgmm._gaussian_mixture, fastgmm._data, fastgmm._persistence, fastgmm._selection]
+MODULES = [fastgmm._gaussian_mixture, fastgmm._data, fastgmm._load, fastgmm._selection]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
