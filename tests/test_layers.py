@@ -1,6 +1,6 @@
 """The package's import graph, read from the source (imports inside functions too): every module has its place in
-the layers of the design notes (DESIGN.md, section 4) and imports only its own layer and those below, and no module imports a
-module that imports it back."""
+the layers of the design notes (DESIGN.md, section 4) and imports only its own layer and those below, and no module
+imports a module that imports it back."""
 
 import ast
 from pathlib import Path
@@ -28,10 +28,11 @@ LAYERS = [
 KNOWN_CYCLES = [{"fastgmm._data", "fastgmm._dask"}]
 
 
-def _modules():
+def _modules(package=PACKAGE):
+    """``{dotted module name: path}`` of every module under ``package``."""
     modules = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         modules[name] = path
     return modules
@@ -127,9 +128,5 @@ def test_the_graph_sees_every_kind_of_import(tmp_path, source, expected):
         (tmp_path / "fastgmm" / name).write_text("")
     where = tmp_path / "fastgmm" / ("sub/_a.py" if source.startswith("from ..") else "_a.py")
     where.write_text(source)
-    modules = {}
-    for path in sorted((tmp_path / "fastgmm").rglob("*.py")):
-        parts = path.relative_to(tmp_path).with_suffix("").parts
-        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     a = "fastgmm.sub._a" if source.startswith("from ..") else "fastgmm._a"
-    assert set(import_graph(modules)[a]) == expected
+    assert set(import_graph(_modules(tmp_path / "fastgmm"))[a]) == expected

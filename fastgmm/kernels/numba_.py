@@ -188,8 +188,8 @@ def _lock_cache_writes(dispatcher):
     ``fastgmm warmup`` with several jobs, pool workers, pytest-xdist) both take the same number, and the index then
     sends one signature to the other's machine code, a segfault at its next load (numba issue 4807, open;
     tests/test_compile_cache.py makes two saves meet and sees an entry lost without the lock). Under an
-    inter-process lock on the index, the second saver reads the first one's entry. Loads need no lock: files are replaced whole, and with names unique per key an entry only
-    ever points to its own code."""
+    inter-process lock on the index, the second saver reads the first one's entry. Loads need no lock: files are
+    replaced whole, and with names unique per key an entry only ever points to its own code."""
     cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
     index = getattr(cache_file, "_index_path", None)
     if index is None or getattr(cache_file, "_fastgmm_locked", False):
