@@ -23,7 +23,7 @@ def measure(case, backends, repeat):
 
     from fastgmm import GaussianMixture
     from fastgmm._backends import get_backend
-    from fastgmm._data import statistics_block_size
+    from fastgmm.sources.blocks import statistics_block_size
 
     covariance_type, n, d, k = parse_case(case)
     X = make_data(n, d, k)

@@ -66,7 +66,7 @@ def compare(client, n_rows, n_features, n_components, block_rows, iterations, re
     print(f"  blocks held per worker: {placement}")
     print(f"  ratio cluster / in memory: {np.median(cluster) / np.median(local):.3f}; means agree to {difference:.1e}")
     params = on_dask._parameters()  # what each worker fetches per iteration
-    from fastgmm._data import array_statistics
+    from fastgmm.sources.blocks import array_statistics
     from fastgmm._backends import get_backend
 
     stats = array_statistics(get_backend(on_dask.backend_), params, X_local[:1000], None)  # what a block returns

@@ -47,7 +47,7 @@ def main(argv=None):
     parser.add_argument("--backends", nargs="+", default=["numba", "cython"])
     args = parser.parse_args(argv)
     from fastgmm._backends import get_backend
-    from fastgmm._data import statistics_block_size
+    from fastgmm.sources.blocks import statistics_block_size
     from fastgmm.kernels._layout import dense_live as threshold
 
     print(f"{args.rows:,} rows, medians of {args.repeats}; 'threshold' is the dense path's (dense above it)")

@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastgmm._backends import get_backend  # noqa: E402
-from fastgmm._data import statistics_block_size  # noqa: E402
+from fastgmm.sources.blocks import statistics_block_size  # noqa: E402
 from tests.oracles import random_params  # noqa: E402
 
 

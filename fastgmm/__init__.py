@@ -2,7 +2,7 @@
 
 from . import _onnx
 from ._collapse import ComponentCollapseWarning
-from ._data import Chunks
+from .sources.chunks import Chunks
 from ._gaussian_mixture import GaussianMixture
 from ._load import load
 from ._model_file import ModelFileError

@@ -17,16 +17,14 @@ from sklearn.utils.validation import check_is_fitted
 from . import _sklearn_interop, _validation
 from ._backends import BACKENDS, get_backend
 from ._collapse import COLLAPSED_WEIGHT, ComponentCollapseWarning
-from ._data import (
-    ArraySource, Chunks, array_statistics, as_source, initialisation_source, is_dask_collection,
-    weighted_log_prob_blocks,
-)
 from ._em import VerbosePrinter, run_em
 from ._init import initial_parameters
 from ._model import COVARIANCE_TYPES, MixtureParameters
 from ._model_file import save_model
 from ._progress import Progress
 from ._random import fit_generator
+from .sources import fit_source, prediction_source
+from .sources.init_sample import initialisation_source
 
 # The fitted attributes a fit replaces, all or none.
 _FITTED_ATTRIBUTES = (
@@ -45,6 +43,21 @@ _FITTED_ATTRIBUTES = (
 def _report(printer, progress, init, n_iter, lower_bound, change):
     printer.iteration_end(n_iter, lower_bound, change)
     progress.iteration(init, n_iter, lower_bound, change)
+
+
+# What the predictions make of a block of weighted log-probabilities log(pi_k N(x | k)), (rows, K) float64; module
+# functions, so that a task in another process (a dask worker) can carry them.
+def _labels(log_prob):
+    return log_prob.argmax(axis=1)
+
+
+def _posteriors(log_prob):
+    with np.errstate(under="ignore"):
+        return np.exp(log_prob - logsumexp(log_prob, axis=1)[:, None])
+
+
+def _log_likelihoods(log_prob):
+    return logsumexp(log_prob, axis=1)
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -271,10 +284,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
             Component labels, identical to ``fit(X).predict(X)``.
         """
-        source = self._fit(X, sample_weight)
-        if isinstance(source, ArraySource):
-            return self._predict(source.X)
-        return self.predict(X)
+        return self._map(self._fit(X, sample_weight), _labels, dtype=np.int64)
 
     def _fit(self, X, sample_weight):
         """Fit, and return the data source; on any exception the estimator is left exactly as it was."""
@@ -288,22 +298,23 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _fit_unguarded(self, X, sample_weight):
         self._validate_params()
-        source = as_source(X, sample_weight, validate=self._validated_for_fit, n_jobs=self.n_jobs)
+        source = fit_source(X, sample_weight, validate=self._validated_for_fit, n_jobs=self.n_jobs)
         self._fit_source(source, get_backend(self.backend))
         return source
 
     def _fit_source(self, source, backend):
-        """Fit to a data source whose X this estimator's parameters were validated with (``n_features_in_`` set
-        for array input); ``backend`` is a fresh ``get_backend(self.backend)``."""
+        """Fit to a data source whose X this estimator's parameters were validated with; ``backend`` is a fresh
+        ``get_backend(self.backend)``."""
         if source.n_samples < self.n_components:
             raise ValueError(
                 "Expected n_samples >= n_components but got "
                 f"n_components = {self.n_components}, n_samples = {source.n_samples}"
             )
-        if not isinstance(source, ArraySource):
-            # Chunks and dask arrays bypass validate_data, which records the width and names of array input.
-            self.n_features_in_ = source.n_features
+        self.n_features_in_ = source.n_features
+        if source.feature_names is None:
             self.__dict__.pop("feature_names_in_", None)
+        else:
+            self.feature_names_in_ = source.feature_names
         init_arrays = self._checked_init_arrays(source.n_features)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -447,31 +458,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         return _validation.validate_X(self, X, reset=False)
 
-    def _blocks(self, X):
-        """``(rows, weighted log-probabilities)`` over bounded row blocks of validated X, computed under the
-        backend's thread policy for ``n_jobs``."""
+    def _prediction_source(self, X):
+        check_is_fitted(self)
+        return prediction_source(X, validate=self._validated, check_width=partial(_validation.check_n_features, self),
+                                 n_jobs=self.n_jobs)
+
+    def _map(self, source, function, columns=None, dtype=None):
+        """``source.map_log_prob`` of ``function`` under the fitted parameters and the backend's thread policy for
+        ``n_jobs``."""
         backend = get_backend(self.backend)
         with backend.threads(self.n_jobs):
-            yield from weighted_log_prob_blocks(backend, X, self._parameters())
-
-    def _not_in_memory(self, X, method):
-        """``method(X)`` when X is a dask array (a lazy dask array) or Chunks (the chunks' results concatenated);
-        None for an array-like, which the caller handles."""
-        if isinstance(X, Chunks):
-            check_is_fitted(self)
-            return np.concatenate([getattr(self, method)(piece) for piece, _ in X if len(piece)])
-        if is_dask_collection(X):
-            check_is_fitted(self)
-            from ._dask import lazy_prediction
-
-            return lazy_prediction(self, X, method)
-        return None
-
-    def _predict(self, X):
-        labels = np.empty(X.shape[0], dtype=np.int64)
-        for rows, log_prob in self._blocks(X):
-            labels[rows] = log_prob.argmax(axis=1)
-        return labels
+            return source.map_log_prob(backend, self._parameters(), function, columns, dtype)
 
     def predict(self, X):
         """Most probable component of each sample.
@@ -484,10 +481,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,)
         """
-        result = self._not_in_memory(X, "predict")
-        if result is not None:
-            return result
-        return self._predict(self._validated(X))
+        return self._map(self._prediction_source(X), _labels, dtype=np.int64)
 
     def predict_proba(self, X):
         """Posterior probability of each component for each sample.
@@ -501,15 +495,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         resp : ndarray of shape (n_samples, n_components)
             Rows sum to 1; dtype of X (float32 or float64).
         """
-        result = self._not_in_memory(X, "predict_proba")
-        if result is not None:
-            return result
-        X = self._validated(X)
-        resp = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
-        with np.errstate(under="ignore"):
-            for rows, log_prob in self._blocks(X):
-                resp[rows] = np.exp(log_prob - logsumexp(log_prob, axis=1)[:, None])
-        return resp
+        return self._map(self._prediction_source(X), _posteriors, columns=self.n_components)
 
     def score_samples(self, X):
         """Log-likelihood of each sample under the model.
@@ -523,14 +509,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         log_prob : ndarray of shape (n_samples,)
             Dtype of X (float32 or float64).
         """
-        result = self._not_in_memory(X, "score_samples")
-        if result is not None:
-            return result
-        X = self._validated(X)
-        out = np.empty(X.shape[0], dtype=X.dtype)
-        for rows, log_prob in self._blocks(X):
-            out[rows] = logsumexp(log_prob, axis=1)
-        return out
+        return self._map(self._prediction_source(X), _log_likelihoods)
 
     def score(self, X, y=None, sample_weight=None):
         """Mean log-likelihood per sample of X under the model.
@@ -546,16 +525,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         log_likelihood : float
         """
-        log_prob = self.score_samples(X)
-        if is_dask_collection(log_prob):
-            import dask.array as da
-
-            return float(da.average(log_prob.astype(np.float64), weights=sample_weight).compute())
-        if sample_weight is None:
-            # In score_samples' dtype, as scikit-learn: its tests hold score(X) == score_samples(X).mean().
-            return float(log_prob.mean())
-        sample_weight = _validation.check_sample_weight(sample_weight, log_prob[:, None])
-        return float(np.average(log_prob.astype(np.float64), weights=sample_weight))
+        source = self._prediction_source(X)
+        return source.mean(self._map(source, _log_likelihoods), sample_weight)
 
     def bic(self, X):
         """Bayesian information criterion of the model on X (lower is better).
@@ -586,18 +557,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return -2 * mean * n_samples + 2 * self._n_parameters()
 
     def _mean_log_likelihood(self, X):
-        """``(score(X), n_samples)`` from one pass, for any input ``score_samples`` takes: for an in-memory X the
-        EM pass's own float64 log-likelihood sum (no (n_samples, n_components) matrix, no log-sum-exp in NumPy;
-        5x faster on iris-sized data, which made it a third of select_model's time there)."""
-        if not (isinstance(X, Chunks) or is_dask_collection(X)):
-            X = self._validated(X)
-            backend = get_backend(self.backend)
-            with backend.threads(self.n_jobs):
-                mean = array_statistics(backend, self._parameters(), X, None).mean_log_likelihood
-            if np.isfinite(mean):  # else some row is explained by no component: score_samples says -inf there
-                return mean, X.shape[0]
-        log_prob = self.score_samples(X)
-        return float(log_prob.mean()), log_prob.shape[0]
+        """``(score(X), n_samples)`` from one pass, for any input ``score_samples`` takes: the EM pass's own float64
+        log-likelihood sum (no (n_samples, n_components) matrix, no log-sum-exp in NumPy; 5x faster on iris-sized
+        data, which made it a third of select_model's time there)."""
+        source = self._prediction_source(X)
+        backend = get_backend(self.backend)
+        with backend.threads(self.n_jobs):
+            statistics = source.statistics(backend, self._parameters())
+        mean, n_samples = statistics.mean_log_likelihood, statistics.total_weight
+        if not np.isfinite(mean):  # some row is explained by no component: score_samples says -inf there
+            mean = source.mean(self._map(source, _log_likelihoods))
+        return mean, n_samples
 
     def _n_parameters(self):
         """Number of free parameters of the fitted model."""

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._data import statistics_block_size
+from .sources.blocks import statistics_block_size
 from ._kmeans import doubles_drawn, kmeans, kmeans_plusplus
 from ._random import state_fingerprint
 from ._ward import ward_labels

@@ -8,7 +8,7 @@ and int32 vectors; nothing of size N x K or N x D is allocated.
 
 import numpy as np
 
-from ._data import statistics_block_size
+from .sources.blocks import statistics_block_size
 
 # scikit-learn's KMeans defaults.
 _MAX_ITER = 300

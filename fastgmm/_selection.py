@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._backends import get_backend
 from ._collapse import ComponentCollapseWarning
-from ._data import as_source
+from .sources import fit_source
 from ._gaussian_mixture import GaussianMixture
 from ._init import shared_initial_labels
 from ._model import COVARIANCE_TYPES
@@ -114,7 +114,7 @@ def select_model(
     # Parameters and data are validated once, with the errors a fit would raise; every pair's fit then starts from
     # the validated source (the two validations were a fifth of an iris fit's time).
     template._validate_params()
-    source = as_source(X, sample_weight, validate=template._validated_for_fit, n_jobs=template.n_jobs)
+    source = fit_source(X, sample_weight, validate=template._validated_for_fit, n_jobs=template.n_jobs)
     with shared_initial_labels(), get_backend(template.backend).threads(template.n_jobs), warnings.catch_warnings():
         # One warning per pair would drown the table; the table says which did not converge.
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -133,9 +133,6 @@ def _fit_pairs(starts, source, X, sample_weight, n_components, covariance_type, 
     rows, best, best_value = [], None, math.inf
     # What clone(template) does, without its signature inspection per estimator (a tenth of an iris fit's time).
     settings = [template.get_params(deep=False) for template in starts]
-    # What validate_data recorded on the first start, for every estimator fitted to its source.
-    features = {name: value for name, value in vars(starts[0]).items()
-                if name in ("n_features_in_", "feature_names_in_")}
     for k in n_components:
         for cov in covariance_type:
             start = time.perf_counter()
@@ -147,7 +144,6 @@ def _fit_pairs(starts, source, X, sample_weight, n_components, covariance_type, 
                 candidate = GaussianMixture(**{name: _copied(value) for name, value in params.items()
                                                if name not in ("n_components", "covariance_type")},
                                             n_components=k, covariance_type=cov)
-                candidate.__dict__.update(features)
                 backend = get_backend(candidate.backend)  # one per fit: its backend_ says what ran that fit
                 try:
                     candidate._fit_source(source, backend)

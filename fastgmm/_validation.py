@@ -67,6 +67,16 @@ def validate_X(estimator, X, *, reset, ensure_min_samples=1):
     return validate_data(estimator, X, dtype=list(_FLOAT_TYPES), reset=reset, ensure_min_samples=ensure_min_samples)
 
 
+def check_n_features(estimator, n_features):
+    """scikit-learn's error when data to predict do not have the ``n_features_in_`` columns of the fit (for input
+    that ``validate_data`` does not see: a dask array)."""
+    if n_features != estimator.n_features_in_:
+        raise ValueError(
+            f"X has {n_features} features, but {type(estimator).__name__} is expecting {estimator.n_features_in_} "
+            "features as input."
+        )
+
+
 def _check_shape(array, shape, name):
     if array.shape != shape:
         raise ValueError(f"The parameter '{name}' should have the shape of {shape}, but got {array.shape}")

@@ -44,7 +44,7 @@ def test_prediction_in_blocks_matches_one_block(monkeypatch):
     X = make_blobs(1000, 3, 3, seed=2)
     model = GaussianMixture(3, random_state=0).fit(X)
     expected = model.predict_proba(X), model.score_samples(X), model.predict(X)
-    monkeypatch.setattr("fastgmm._data._PREDICT_BLOCK_BYTES", 8 * 3 * 7)  # 7 rows per block
+    monkeypatch.setattr("fastgmm.sources.blocks._PREDICT_BLOCK_BYTES", 8 * 3 * 7)  # 7 rows per block
     np.testing.assert_array_equal(model.predict_proba(X), expected[0])
     np.testing.assert_array_equal(model.score_samples(X), expected[1])
     np.testing.assert_array_equal(model.predict(X), expected[2])

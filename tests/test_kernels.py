@@ -174,7 +174,7 @@ def test_backend_log_prob_matches_reference(backend, covariance_type, dtype, n_f
 def test_statistics_bit_identical_for_any_thread_count(backend, covariance_type, weighted, overlap):
     """Blocks depend on N only and partials are summed in block order: 1 thread and 2 threads, same bits (with
     overlapping components too: the compiled kernels' dense path)."""
-    from fastgmm._data import statistics_block_size
+    from fastgmm.sources.blocks import statistics_block_size
 
     X = make_blobs(50_000, 4, 3, seed=12)
     params = (overlapping_params(covariance_type, 3, 4, seed=13, spread=0.5) if overlap
@@ -194,7 +194,7 @@ def test_statistics_bit_identical_for_any_thread_count(backend, covariance_type,
 def test_numba_serial_and_parallel_kernels_give_the_same_bits(covariance_type, weighted, monkeypatch):
     """Small calls run the serial compilation of each kernel body: the same partials, so the same bits."""
     numba_ = pytest.importorskip("fastgmm.kernels.numba_")
-    from fastgmm._data import statistics_block_size
+    from fastgmm.sources.blocks import statistics_block_size
 
     X = make_blobs(20_000, 3, 3, seed=15)
     params = random_params(covariance_type, 3, 3, seed=16)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fastgmm import Chunks, GaussianMixture
-from fastgmm._data import sample_indices
+from fastgmm.sources.init_sample import sample_indices
 
 from .oracles import make_blobs
 from .processes import run_python
@@ -188,9 +188,9 @@ def test_memmap_fit_and_predict_equal_the_array(memmap_path, mode):
 
 def test_memmap_auto_initialisation_is_a_sample(memmap_path, monkeypatch):
     path, X = memmap_path
-    import fastgmm._data
+    import fastgmm.sources.init_sample
 
-    monkeypatch.setattr(fastgmm._data, "_AUTO_SAMPLE_ROWS", 700)
+    monkeypatch.setattr(fastgmm.sources.init_sample, "_AUTO_SAMPLE_ROWS", 700)
     assert_same_model(fit(np.load(path, mmap_mode="r")), fit(X, init_sample_size=700), rtol=0)
 
 

@@ -10,7 +10,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 from fastgmm import Chunks, ComponentCollapseWarning, GaussianMixture
 from fastgmm._backends import get_backend
-from fastgmm._data import ArraySource, ChunkSource, worst_rows
+from fastgmm.sources.arrays import ArraySource
+from fastgmm.sources.blocks import worst_rows
+from fastgmm.sources.chunks import ChunkSource
 from fastgmm._model import MixtureParameters, precision_cholesky_from_covariances
 
 from .oracles import make_blobs

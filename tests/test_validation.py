@@ -236,13 +236,13 @@ def test_float_input_is_read_in_place(monkeypatch, layout):
     }[layout]
     data.setflags(write=layout != "read_only")
     seen = []
-    real_as_source = estimator_module.as_source
+    real_fit_source = estimator_module.fit_source
 
-    def recording_as_source(*args, **kwargs):
-        source = real_as_source(*args, **kwargs)
+    def recording_fit_source(*args, **kwargs):
+        source = real_fit_source(*args, **kwargs)
         seen.append(source.X)
         return source
 
-    monkeypatch.setattr(estimator_module, "as_source", recording_as_source)
+    monkeypatch.setattr(estimator_module, "fit_source", recording_fit_source)
     GaussianMixture(2, random_state=0).fit(data)
     assert np.shares_memory(seen[0], data)

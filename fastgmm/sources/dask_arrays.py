@@ -13,8 +13,11 @@ import dask
 import dask.array as da
 import numpy as np
 
-from ._backends import get_backend
-from ._data import RowsOfX, array_statistics, merge_worst, seeds_from, sum_in_order, worst_rows
+from sklearn.utils import check_array
+
+from .._backends import get_backend
+from .arrays import RowsOfX
+from .blocks import add_in_order, array_statistics, map_log_prob, merge_worst, seeds_from, worst_rows
 
 # Partial statistics summed per reduction task: a tree of depth log_8(blocks), a few KB per edge.
 _FAN_IN = 8
@@ -60,6 +63,15 @@ def _block_worst(X, sample_weight, backend_name, n_jobs, params, count, offset):
         return worst_rows(backend, params, X, sample_weight, count, offset)
 
 
+def _block_map(X, backend_name, n_jobs, params, function, columns, dtype):
+    """``map_log_prob`` of one block of data to predict, on the worker that holds it; the block's values are
+    checked there (finite), as a prediction on an in-memory array checks them."""
+    X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0)
+    backend = get_backend(backend_name)
+    with task_threads(backend, n_jobs):
+        return map_log_prob(backend, params, X, function, columns, X.dtype if dtype is None else dtype)
+
+
 def _float_dtype(X, name):
     """X's dtype as the kernels take it (float32 kept, other numbers to float64), or a TypeError."""
     if X.dtype in (np.float32, np.float64):
@@ -93,12 +105,24 @@ class DaskSource(RowsOfX):
     sample_weight : array-like or dask array of shape (n_samples,), or None
     n_jobs : int or None
         Kernel threads per task; None for the threads of the worker that runs it.
+    check_width : callable or None, default=None
+        None for fit's data: at least 2 rows and 1 feature, and one validating pass now on the cluster (finite
+        values, valid weights). For data to predict, a model's check of the number of features, called with it;
+        the values are then checked by each task.
     """
 
     out_of_core = True
+    feature_names = None
 
-    def __init__(self, X, sample_weight=None, n_jobs=None):
+    def __init__(self, X, sample_weight=None, n_jobs=None, check_width=None):
         X = _as_row_blocks(X)
+        self.n_jobs = n_jobs
+        if check_width is not None:
+            check_width(X.shape[1])
+            self.X, self.sample_weight = X, None
+            self._x_blocks = X.to_delayed().ravel()
+            self._w_blocks = [None] * len(self._x_blocks)
+            return
         if X.shape[0] < 2:
             raise ValueError(f"Found array with {X.shape[0]} sample(s) while a minimum of 2 is required.")
         if X.shape[1] < 1:
@@ -110,7 +134,7 @@ class DaskSource(RowsOfX):
                 raise ValueError(f"sample_weight.shape == {weight.shape}, expected ({X.shape[0]},)!")
             weight = _float_dtype(weight, "sample_weight").astype(np.float64).rechunk((X.chunks[0],))
         self._check_values(X, weight)
-        self.X, self.sample_weight, self.n_jobs = X, weight, n_jobs
+        self.X, self.sample_weight = X, weight
         self._x_blocks = X.to_delayed().ravel()
         self._w_blocks = [None] * len(self._x_blocks) if weight is None else weight.to_delayed().ravel()
 
@@ -139,13 +163,17 @@ class DaskSource(RowsOfX):
         parts = [task(X, w, backend.NAME, self.n_jobs, shared) for X, w in zip(self._x_blocks, self._w_blocks)]
         while len(parts) > 1:
             parts = [
-                dask.delayed(sum_in_order, pure=True)(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)
+                dask.delayed(add_in_order, pure=True)(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)
             ]
         (total,) = dask.compute(parts[0])
         return total
 
+    def em_iterations(self, backend, params, **settings):
+        """None: each iteration is one pass of tasks over the blocks."""
+        return None
+
     def worst_explained(self, backend, params, count):
-        """The ``count`` rows worst explained by ``params`` (see ``fastgmm._data.worst_rows``): each block's
+        """The ``count`` rows worst explained by ``params`` (see ``fastgmm.sources.blocks.worst_rows``): each block's
         candidates found where it lives, merged on the client."""
         shared = dask.delayed(params, traverse=False)
         task = dask.delayed(_block_worst, pure=True)
@@ -166,33 +194,16 @@ class DaskSource(RowsOfX):
         return np.asarray(X), np.asarray(weight)
 
 
-def _apply(block, estimator, method):
-    backend = get_backend(estimator.backend_)
-    with task_threads(backend, estimator.n_jobs):
-        return getattr(estimator, method)(block)
+    def map_log_prob(self, backend, params, function, columns=None, dtype=None):
+        """``function`` of every row block's weighted log-probabilities (see
+        ``fastgmm.sources.blocks.map_log_prob``), as a lazy dask array with X's row blocks, computed where each
+        block lives; ``dtype`` None for X's."""
+        out_dtype = self.dtype if dtype is None else np.dtype(dtype)
+        args = (backend.NAME, self.n_jobs, params, function, columns, dtype)
+        if columns is None:
+            return self.X.map_blocks(_block_map, *args, drop_axis=1, dtype=out_dtype)
+        return self.X.map_blocks(_block_map, *args, chunks=(self.X.chunks[0], (columns,)), dtype=out_dtype)
 
-
-def lazy_prediction(estimator, X, method):
-    """``estimator.method(X)`` for a dask array X, as a lazy dask array with X's row blocks.
-
-    Parameters
-    ----------
-    estimator : fitted GaussianMixture
-    X : dask.array.Array of shape (n_samples, n_features)
-    method : {'predict', 'predict_proba', 'score_samples'}
-
-    Returns
-    -------
-    dask.array.Array
-    """
-    X = _as_row_blocks(X)
-    if X.shape[1] != estimator.n_features_in_:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
-            f"{estimator.n_features_in_} features as input."
-        )
-    if method == "predict_proba":
-        chunks = (X.chunks[0], (estimator.n_components,))
-        return X.map_blocks(_apply, estimator, method, chunks=chunks, dtype=X.dtype)
-    dtype = np.int64 if method == "predict" else X.dtype
-    return X.map_blocks(_apply, estimator, method, drop_axis=1, dtype=dtype)
+    def mean(self, values, sample_weight=None):
+        """The (weighted) mean of ``values``, a per-row result of ``map_log_prob``, computed on the cluster."""
+        return float(da.average(values.astype(np.float64), weights=sample_weight).compute())
