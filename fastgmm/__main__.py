@@ -58,30 +58,12 @@ def _components(text):
     return values
 
 
-# Below this many values (rows x columns), --backend auto runs the Cython kernels: a command is one short process,
-# and Numba's import and kernel loading (about 1.5 s, measured: `fastgmm select` on iris took 3.9 s of wall time
-# with Numba, 2.2 s with Cython, for the same 0.27 s of fitting) only pays back on large data.
-_SMALL_DATA = 10_000_000
-
-
-def _backend(args, X):
-    """The backend a command uses: the one asked for, except that 'auto' prefers Cython for small data."""
-    import os
-
-    from ._backends import get_backend
-
-    if args.backend != "auto" or os.environ.get("FASTGMM_BACKEND") or X.size >= _SMALL_DATA:
-        return args.backend
-    try:
-        return get_backend("cython").NAME  # imports the extension only, not Numba
-    except ImportError:
-        return "auto"
-
-
 def _model_settings(args, X):
+    from ._backends import command_backend
+
     return dict(
-        backend=_backend(args, X), max_iter=args.max_iter, n_init=args.n_init, tol=args.tol, reg_covar=args.reg_covar,
-        random_state=args.random_state, init_params=args.init_params, n_jobs=args.n_jobs,
+        backend=command_backend(args.backend, X.size), max_iter=args.max_iter, n_init=args.n_init, tol=args.tol,
+        reg_covar=args.reg_covar, random_state=args.random_state, init_params=args.init_params, n_jobs=args.n_jobs,
     )
 
 

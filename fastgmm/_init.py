@@ -12,11 +12,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .sources.blocks import statistics_block_size
 from ._kmeans import doubles_drawn, kmeans, kmeans_plusplus
 from ._random import state_fingerprint
 from ._ward import ward_labels
-from .kernels.numpy_ import responsibility_moments
 from ._model import (
     NK_EPS,
     MixtureParameters,
@@ -26,6 +24,7 @@ from ._model import (
     precision_cholesky_from_covariances,
     precision_cholesky_from_precisions,
 )
+from .sources.blocks import statistics_block_size
 
 
 def _random_responsibilities(random_state, n_components, dtype):
@@ -177,7 +176,7 @@ def _moments(source, backend, n_components, covariance_type, reg_covar, init_par
 
         def moments_about(shift):
             resp_of_block = _random_responsibilities(next(streams), n_components, source.X.dtype)
-            return responsibility_moments(
+            return backend.responsibility_moments(
                 source.X, source.sample_weight, resp_of_block, shift, covariance_type, block_size
             )
 

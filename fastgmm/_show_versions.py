@@ -23,8 +23,7 @@ def show_versions():
 
     from threadpoolctl import threadpool_info
 
-    from ._auto_backend import AutoBackend
-    from ._backends import backend_status, get_backend
+    from ._backends import auto_summary, backend_status, get_backend
 
     print("\nSystem:")
     print(f"    python: {sys.version.split()[0]} ({sys.executable})")
@@ -37,45 +36,14 @@ def show_versions():
     print("\nBackends:")
     for name, reason in status.items():
         print(f"  {name:>7}: {'usable' if reason is None else 'not usable: ' + reason}")
-    try:
-        auto = get_backend("auto")
-        if isinstance(auto, AutoBackend):
-            print("     auto: numba where compiled (in memory or in Numba's cache), else cython while a background "
-                  "process compiles numba's")
-        else:
-            print(f"     auto: {auto.NAME}")
-    except RuntimeError as exc:
-        print(f"     auto: {exc}")
-    if status["numba"] is None:
-        print(f"    numba cache: {_numba_cache()}")
+    print(f"     auto: {auto_summary()}")
+    summaries = {name: get_backend(name).runtime_summary() for name, reason in status.items() if reason is None}
+    for name, summary in summaries.items():
+        if "cache" in summary:
+            print(f"  {name + ' cache':>13}: {summary['cache']}")
     print("\nThreads:")
-    if status["numba"] is None:
-        import numba
-
-        try:
-            in_use = f", in use: {numba.threading_layer()}"
-        except ValueError:  # no parallel kernel has run yet in this process
-            in_use = ""
-        print(f"    numba: {numba.get_num_threads()} (threading layer {numba.config.THREADING_LAYER}{in_use})")
-    if status["cython"] is None:
-        from .kernels import _cython
-
-        print(f"   cython: {_cython.max_threads()} (OpenMP {'on' if _cython.OPENMP else 'off: built without it'})")
+    for name, summary in summaries.items():
+        if "threads" in summary:
+            print(f"  {name:>7}: {summary['threads']}")
     for pool in threadpool_info():
         print(f"  {pool['user_api']:>7}: {pool['num_threads']} ({pool['internal_api']} {pool.get('version') or ''})")
-
-
-def _numba_cache():
-    """Where Numba caches fastgmm's kernels, and whether it can write there."""
-    import os
-
-    from .kernels import numba_
-
-    path = numba_._accumulate.parallel._cache._cache_path
-    probe = path
-    while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
-        probe = os.path.dirname(probe)
-    if os.access(probe, os.W_OK):
-        return f"{path} (writable)"
-    return (f"{path} (not writable: every process compiles again; set NUMBA_CACHE_DIR to a writable directory, or "
-            f"run `fastgmm warmup` where it is writable)")

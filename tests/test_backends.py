@@ -1,6 +1,7 @@
 """Backend selection: 'auto' falls back from Numba to Cython to NumPy with a warning that says why; forced backends
 fail clearly; show_versions reports them all."""
 
+import inspect
 import json
 import os
 import subprocess
@@ -67,6 +68,36 @@ def test_environment_variable_sets_the_default(monkeypatch):
 def test_unknown_backend_is_a_value_error():
     with pytest.raises(ValueError, match="backend must be"):
         get_backend("fortran")
+
+
+@pytest.mark.parametrize("name", USABLE_BACKENDS)
+def test_every_backend_provides_exactly_the_interface(name):
+    """``fastgmm.kernels.Backend``: the kernel functions with the reference's signatures, the optional ones with
+    the same signature wherever they exist, the compilation functions all or none, and no other public function."""
+    from fastgmm.kernels import COMPILATION_FUNCTIONS, KERNEL_FUNCTIONS, OPTIONAL_KERNEL_FUNCTIONS, Backend
+
+    module = get_backend(name)
+    reference = get_backend("numpy")
+    assert isinstance(module.NAME, str) and module.NAME == name
+    for attribute in ("threads", "runtime_summary"):
+        assert callable(getattr(module, attribute)), attribute
+        assert attribute in vars(Backend)
+    assert isinstance(module.runtime_summary(), dict)
+    for function in KERNEL_FUNCTIONS:
+        # The reference's parameters, in its order; after them a backend may take tuning knobs with defaults.
+        own = list(inspect.signature(getattr(module, function)).parameters.values())
+        expected = list(inspect.signature(getattr(reference, function)).parameters.values())
+        assert own[: len(expected)] == expected, function
+        assert all(extra.default is not inspect.Parameter.empty for extra in own[len(expected):]), function
+    for function in OPTIONAL_KERNEL_FUNCTIONS:
+        signatures = {str(inspect.signature(getattr(get_backend(other), function)))
+                      for other in (name, *USABLE_BACKENDS) if hasattr(get_backend(other), function)}
+        assert len(signatures) <= 1, (function, signatures)
+    compiles = [hasattr(module, function) for function in COMPILATION_FUNCTIONS]
+    assert all(compiles) or not any(compiles)
+    public = {attribute for attribute, value in vars(module).items() if not attribute.startswith("_")
+              and callable(value) and getattr(value, "__module__", None) == module.__name__}
+    assert public <= {*KERNEL_FUNCTIONS, *OPTIONAL_KERNEL_FUNCTIONS, *COMPILATION_FUNCTIONS, "runtime_summary"}
 
 
 def test_show_versions_lists_every_backend(capsys):

@@ -127,18 +127,16 @@ def test_errors_are_one_line(files, args, message):
 
 
 def test_auto_backend_of_a_command_prefers_cython_on_small_data(monkeypatch):
-    import argparse
-
-    from fastgmm import __main__ as cli
+    from fastgmm import _backends
 
     from .conftest import USABLE_BACKENDS
 
-    small, auto = np.zeros((100, 3)), argparse.Namespace(backend="auto")
+    small = 300
     monkeypatch.delenv("FASTGMM_BACKEND", raising=False)
-    assert cli._backend(auto, small) == ("cython" if "cython" in USABLE_BACKENDS else "auto")
-    assert cli._backend(argparse.Namespace(backend="numpy"), small) == "numpy"
-    monkeypatch.setattr(cli, "_SMALL_DATA", 10)
-    assert cli._backend(auto, small) == "auto"
-    monkeypatch.setattr(cli, "_SMALL_DATA", 10**7)
+    assert _backends.command_backend("auto", small) == ("cython" if "cython" in USABLE_BACKENDS else "auto")
+    assert _backends.command_backend("numpy", small) == "numpy"
+    monkeypatch.setattr(_backends, "_SMALL_DATA", 10)
+    assert _backends.command_backend("auto", small) == "auto"
+    monkeypatch.setattr(_backends, "_SMALL_DATA", 10**7)
     monkeypatch.setenv("FASTGMM_BACKEND", "numba")
-    assert cli._backend(auto, small) == "auto"
+    assert _backends.command_backend("auto", small) == "auto"

@@ -11,7 +11,14 @@ from ._layout import (
     staged_components, sum_in_order,
 )
 
+from .numpy_ import responsibility_moments  # noqa: F401 (the reference's: one pass per random initialisation)
+
 NAME = "cython"
+
+
+def runtime_summary():
+    """The OpenMP threads a kernel call takes by default, and whether the extension was built with OpenMP."""
+    return {"threads": f"{_cython.max_threads()} (OpenMP {'on' if _cython.OPENMP else 'off: built without it'})"}
 
 
 def _n_threads():

@@ -35,7 +35,7 @@ import types
 
 import numpy as np
 from filelock import FileLock, Timeout
-from numba import config, get_num_threads, njit, prange
+from numba import config, get_num_threads, njit, prange, threading_layer
 from numba.core import sigutils
 from numba.core import types as numba_types
 from numba.core.compiler_lock import global_compiler_lock
@@ -47,12 +47,32 @@ from ._layout import (
     staged_components, sum_in_order,
 )
 from . import _layout
+from .numpy_ import responsibility_moments  # noqa: F401 (the reference's: one pass per random initialisation)
 
 if config.DISABLE_JIT:
     # The kernels would run as interpreted Python, hundreds of times slower than the NumPy reference.
     raise ImportError("NUMBA_DISABLE_JIT is set")
 
 NAME = "numba"
+
+
+def runtime_summary():
+    """Numba's default thread count and threading layer (and the one in use, once a parallel kernel ran), and
+    where the kernels' on-disk cache is and whether this process can write there."""
+    try:
+        in_use = f", in use: {threading_layer()}"
+    except ValueError:  # no parallel kernel has run yet in this process
+        in_use = ""
+    path = _accumulate.parallel._cache._cache_path
+    probe = path
+    while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if os.access(probe, os.W_OK):
+        cache = f"{path} (writable)"
+    else:
+        cache = (f"{path} (not writable: every process compiles again; set NUMBA_CACHE_DIR to a writable directory, "
+                 "or run `fastgmm warmup` where it is writable)")
+    return {"threads": f"{get_num_threads()} (threading layer {config.THREADING_LAYER}{in_use})", "cache": cache}
 
 
 def _load_pip_tbb():

@@ -23,6 +23,11 @@ from .._threads import blas_threads as threads  # noqa: F401 (the backend's thre
 NAME = "numpy"
 
 
+def runtime_summary():
+    """Nothing of its own to report: its threads are BLAS's, which ``show_versions`` lists."""
+    return {}
+
+
 def _mahalanobis_sq(Xb, means, precisions_cholesky, covariance_type, k):
     """Squared Mahalanobis distance of each row of ``Xb`` (B, D) to component ``k``; shape (B,)."""
     diff = Xb - means[k]
@@ -52,7 +57,7 @@ def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const,
     return out
 
 
-def accumulate_moments(Xb, resp, shift, covariance_type, nk, s1, s2):
+def _accumulate_moments(Xb, resp, shift, covariance_type, nk, s1, s2):
     """Add the moments of a float64 row block with (already weighted) responsibilities ``resp`` (B, K), taken
     about ``shift`` (K, D), to ``nk``, ``s1`` and ``s2`` in place."""
     nk += resp.sum(axis=0)
@@ -118,7 +123,7 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
             log_likelihood += np.dot(wb[wb > 0], log_p[wb > 0])
             total_weight += wb.sum()
             resp *= wb[:, None]
-        accumulate_moments(Xb, resp, means, covariance_type, nk, s1, s2)
+        _accumulate_moments(Xb, resp, means, covariance_type, nk, s1, s2)
     return log_likelihood, total_weight, nk, s1, s2
 
 
@@ -182,7 +187,7 @@ def responsibility_moments(X, sample_weight, resp_of_block, shift, covariance_ty
         resp = np.asarray(resp_of_block(rows, Xb.shape[0]), dtype=np.float64)
         if sample_weight is not None:
             resp = resp * sample_weight[rows, None]
-        accumulate_moments(Xb, resp, shift, covariance_type, nk, s1, s2)
+        _accumulate_moments(Xb, resp, shift, covariance_type, nk, s1, s2)
     return nk, s1, s2
 
 
