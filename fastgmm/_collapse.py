@@ -22,7 +22,7 @@ scikit-learn step for step.
 
 import numpy as np
 
-from ._model import (
+from ._parameters import (
     NK_EPS, MixtureParameters, estimate_moments, precision_cholesky_from_covariances, try_precision_cholesky,
 )
 

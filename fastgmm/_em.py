@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from ._collapse import FUSED_LIMITS, m_step
-from ._model import MixtureParameters, Statistics
+from ._parameters import MixtureParameters, Statistics
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from . import _sklearn_interop, _validation
 from ._backends import BACKENDS, get_backend
 from ._collapse import COLLAPSED_WEIGHT, ComponentCollapseWarning
 from ._em import VerbosePrinter, run_em
-from ._init import initial_parameters
-from ._model import COVARIANCE_TYPES, MixtureParameters
+from ._initialisation import initial_parameters
+from ._parameters import COVARIANCE_TYPES, MixtureParameters
 from ._model_file import save_model
 from ._progress import Progress
 from ._random import fit_generator

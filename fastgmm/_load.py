@@ -8,7 +8,7 @@ import numpy as np
 
 from ._backends import BACKENDS
 from ._gaussian_mixture import GaussianMixture
-from ._model import MixtureParameters, covariance_shape, precision_cholesky_from_covariances
+from ._parameters import MixtureParameters, covariance_shape, precision_cholesky_from_covariances
 from ._model_file import (
     _ARRAY_PARAMS, _DTYPES, _FITTED_SCALARS, _OPTIONAL, _READABLE_VERSIONS, _REQUIRED, FORMAT, ModelFileError,
 )

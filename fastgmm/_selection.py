@@ -15,8 +15,8 @@ from ._backends import get_backend
 from ._collapse import ComponentCollapseWarning
 from .sources import fit_source
 from ._gaussian_mixture import GaussianMixture
-from ._init import shared_initial_labels
-from ._model import COVARIANCE_TYPES
+from ._initialisation import shared_initial_labels
+from ._parameters import COVARIANCE_TYPES
 
 CRITERIA = ("bic", "aic")
 

@@ -6,7 +6,7 @@ from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from sklearn.utils.validation import check_is_fitted
 
 from ._backends import get_backend
-from ._model import MixtureParameters
+from ._parameters import MixtureParameters
 
 # Fitted attributes both estimators have, beyond the parameter arrays.
 _SCALARS = ("converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_")

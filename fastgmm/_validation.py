@@ -8,7 +8,7 @@ from sklearn import get_config
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from ._model import covariance_shape
+from ._parameters import covariance_shape
 
 
 # Parameter sets that passed scikit-learn's constraints, by class and (name, type, value): checking them costs ~0.2

@@ -25,7 +25,7 @@ def ward_labels(source, n_components, random_state, memo=None):
     random_state : numpy.random.RandomState
         Draws the sample when there are more than ``WARD_SAMPLE`` rows of positive weight (otherwise untouched).
     memo : dict, optional
-        Keeps the tree for the next K on the same rows (``fastgmm._init.shared_initial_labels``).
+        Keeps the tree for the next K on the same rows (``fastgmm._initialisation.shared_initial_labels``).
 
     Returns
     -------

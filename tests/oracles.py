@@ -4,7 +4,7 @@ import numpy as np
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from fastgmm._model import MixtureParameters, precision_cholesky_from_covariances
+from fastgmm._parameters import MixtureParameters, precision_cholesky_from_covariances
 
 
 def make_blobs(n_samples=600, n_features=3, n_components=3, seed=0, offset=0.0):

@@ -96,9 +96,9 @@ def test_large_data_runs_the_parallel_pass_at_any_thread_count(fused_calls):
 
 
 def test_partials_beyond_the_memory_bound_are_declined(monkeypatch, fused_calls):
-    from fastgmm.kernels import _layout
+    from fastgmm.kernels import _passes
 
-    monkeypatch.setattr(_layout, "PARTIALS_BYTES", 1)
+    monkeypatch.setattr(_passes, "PARTIALS_BYTES", 1)
     GaussianMixture(2, backend="numba", max_iter=2, tol=0, random_state=0).fit(make_blobs(300, 2, 2))
     assert fused_calls == [False]
 

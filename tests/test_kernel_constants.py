@@ -1,4 +1,4 @@
-"""The constants the compiled kernels share have one value: those of the Numba kernels (numba_.py, kernels/_layout.py)
+"""The constants the compiled kernels share have one value: those of the Numba kernels (numba_.py, kernels/_layouts.py)
 against their copies in the Cython sources (_cython.pyx, _tile_math.h), read from the source text, so a copy that
 drifts fails here rather than as two backends that disagree by a rounding nobody traces."""
 
@@ -37,16 +37,16 @@ def test_the_readers_find_every_constant():
 
 def test_numba_and_cython_kernels_share_their_constants():
     numba_ = pytest.importorskip("fastgmm.kernels.numba_")
-    from fastgmm.kernels import _layout
+    from fastgmm.kernels import _layouts
 
     header, pyx = _header(), _pyx()
     for name in ("FULL", "TIED", "DIAG", "SPHERICAL"):
-        assert header[name] == pyx[name] == getattr(_layout, name), name
+        assert header[name] == pyx[name] == getattr(_layouts, name), name
     assert header["TILE"] == pyx["TILE"] == numba_.TILE
     assert pyx["LOG_CHUNK"] == numba_._LOG_CHUNK
     assert pyx["LOG_NEGLIGIBLE"] == numba_._LOG_NEGLIGIBLE  # the same double, to the last bit
     assert pyx["MAX_SMALL_FEATURES"] == numba_._MAX_SMALL_FEATURES
     limits = numba_._MAX_STATIC_FEATURES
-    assert header["MAX_STATIC_TRIANGLE"] == limits[_layout.FULL] == limits[_layout.TIED]
-    assert header["MAX_STATIC_DIAGONAL"] == limits[_layout.DIAG] == limits[_layout.SPHERICAL]
+    assert header["MAX_STATIC_TRIANGLE"] == limits[_layouts.FULL] == limits[_layouts.TIED]
+    assert header["MAX_STATIC_DIAGONAL"] == limits[_layouts.DIAG] == limits[_layouts.SPHERICAL]
     assert header["shifter"] == numba_._SHIFTER and header["exp_min"] == numba_._EXP_MIN

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastgmm._backends import get_backend
-from fastgmm._model import MixtureParameters, precision_cholesky_from_covariances
+from fastgmm._parameters import MixtureParameters, precision_cholesky_from_covariances
 from fastgmm.kernels import numpy_ as reference
 
 from .conftest import USABLE_BACKENDS
@@ -312,7 +312,7 @@ def test_cython_and_numba_agree(covariance_type, weighted, shape):
 
 @pytest.mark.parametrize("shape", [(245, 1), (245, 2), (245, 3), (245, 16, 8, 8), (245, 16, 1), (3, 1)])
 def test_sum_in_order_adds_block_after_block(shape):
-    from fastgmm.kernels._layout import sum_in_order
+    from fastgmm.kernels._passes import sum_in_order
 
     partials = np.random.RandomState(0).standard_normal(shape) * 10.0 ** np.random.RandomState(1).randint(-8, 8, shape)
     expected = partials[0].copy()
@@ -329,7 +329,7 @@ COMPILED = [name for name in USABLE_BACKENDS if name != "numpy"]
 def test_bounded_rounds_of_partials_give_the_same_bits(monkeypatch, backend_name, covariance_type, weighted):
     """Partials reduced a round of blocks at a time (the memory bound at large K D^2) add in the same order as all
     blocks at once: bit-identical statistics, for the EM pass and for the initial hard assignments."""
-    from fastgmm.kernels import _layout
+    from fastgmm.kernels import _passes
 
     X = make_blobs(3000, 3, 4, seed=30)
     params = random_params(covariance_type, 4, 3, seed=31)
@@ -339,7 +339,7 @@ def test_bounded_rounds_of_partials_give_the_same_bits(monkeypatch, backend_name
     args = params.kernel_arguments()
     whole = kernel.accumulate(X, w, *args, block_size=64)
     whole_labels = kernel.label_statistics(X, w, labels, params.means, covariance_type, 64)
-    monkeypatch.setattr(_layout, "PARTIALS_BYTES", 1)  # as few blocks per round as there are threads
+    monkeypatch.setattr(_passes, "PARTIALS_BYTES", 1)  # as few blocks per round as there are threads
     rounds = kernel.accumulate(X, w, *args, block_size=64)
     rounds_labels = kernel.label_statistics(X, w, labels, params.means, covariance_type, 64)
     for a, b in zip(rounds + rounds_labels, whole + whole_labels):
@@ -351,11 +351,11 @@ def test_bounded_rounds_of_partials_give_the_same_bits(monkeypatch, backend_name
 def test_unstaged_moments_match_reference(monkeypatch, backend_name, covariance_type, shape):
     """Above the staging budget (large K D) each tile's rows are reduced at once; the statistics stay the
     reference's."""
-    from fastgmm.kernels import _layout
+    from fastgmm.kernels import _passes
 
     n, d, k = shape
-    monkeypatch.setattr(_layout, "STAGE_BYTES", 0)
-    assert _layout.staged_components(k, d, 256) == 1
+    monkeypatch.setattr(_passes, "STAGE_BYTES", 0)
+    assert _passes.staged_components(k, d, 256) == 1
     X = make_blobs(n, d, k, seed=34, offset=1e3)
     params = random_params(covariance_type, k, d, seed=35, offset=1e3)
     w = np.random.RandomState(36).uniform(0, 2, n)
@@ -365,11 +365,11 @@ def test_unstaged_moments_match_reference(monkeypatch, backend_name, covariance_
 
 
 def test_every_copy_of_the_gram_layout_agrees():
-    """The padded row count of the centred-column buffers is written in ``_layout`` (which sizes the Cython stages),
+    """The padded row count of the centred-column buffers is written in ``_layouts`` (which sizes the Cython stages),
     in Numba's ``_gram_buffer`` and in the Cython extension: a disagreement would read or write past a buffer."""
-    from fastgmm.kernels import _layout
+    from fastgmm.kernels import _layouts
 
-    expected = [_layout.gram_rows(D) for D in range(1, 70)]
+    expected = [_layouts.gram_rows(D) for D in range(1, 70)]
     assert all(rows >= D and rows % 4 == 0 and rows - D < 4 for D, rows in enumerate(expected, start=1))
     if "numba" in USABLE_BACKENDS:
         from fastgmm.kernels import numba_

@@ -13,7 +13,7 @@ from fastgmm._backends import get_backend
 from fastgmm.sources.arrays import ArraySource
 from fastgmm.sources.blocks import worst_rows
 from fastgmm.sources.chunks import ChunkSource
-from fastgmm._model import MixtureParameters, precision_cholesky_from_covariances
+from fastgmm._parameters import MixtureParameters, precision_cholesky_from_covariances
 
 from .oracles import make_blobs
 

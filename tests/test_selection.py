@@ -114,13 +114,13 @@ def test_progress_bar_shows_the_lower_bound(monkeypatch, capsys):
 def test_initial_labels_are_drawn_once_per_k_and_models_are_unchanged(monkeypatch, random_state):
     """The k-means labels of a K are the same for every covariance type: select_model computes them once, and
     every pair's model is bit for bit the model of its own fit."""
-    import fastgmm._init
+    import fastgmm._initialisation
 
     X = load_iris().data
     seed = np.random.RandomState(5) if random_state == "instance" else random_state
     calls = []
-    draw = fastgmm._init._draw_hard_labels
-    monkeypatch.setattr(fastgmm._init, "_draw_hard_labels", lambda *args: calls.append(args[2]) or draw(*args))
+    draw = fastgmm._initialisation._draw_hard_labels
+    monkeypatch.setattr(fastgmm._initialisation, "_draw_hard_labels", lambda *args: calls.append(args[2]) or draw(*args))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         best, results = select_model(X, n_components=range(1, 4), random_state=seed, n_init=2, ward_start=False)

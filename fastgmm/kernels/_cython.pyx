@@ -293,13 +293,13 @@ cdef void _add_log_likelihood(
 
 
 cdef inline int _gram_rows(int D) noexcept nogil:
-    # fastgmm.kernels._layout.gram_rows
+    # fastgmm.kernels._layouts.gram_rows
     return (D + 3) // 4 * 4
 
 
 def gram_rows(int n_features):
     """The rows this extension gives a centred-column buffer of D features (for the test that every copy of the
-    layout agrees: the wrapper allocates the stages by ``_layout.gram_rows``)."""
+    layout agrees: the wrapper allocates the stages by ``_layouts.gram_rows``)."""
     return _gram_rows(n_features)
 
 

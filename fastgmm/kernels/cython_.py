@@ -6,10 +6,9 @@ import numpy as np
 from .._threads import openmp_threads as threads  # noqa: F401 (the backend's thread policy)
 from .._threads import openmp_thread_count
 from . import _cython  # ImportError when the extension was not built: the backend is then unusable
-from ._layout import (
-    CODES, as_3d, dense_live as default_dense_live, finish_s2, n_blocks, reduce_in_rounds, s2_block_shape,
-    staged_components, sum_in_order,
-)
+from ._layouts import CODES, as_3d, finish_s2, s2_block_shape
+from ._passes import dense_live as default_dense_live
+from ._passes import n_blocks, reduce_in_rounds, staged_components, sum_in_order
 
 from .numpy_ import responsibility_moments  # noqa: F401 (the reference's: one pass per random initialisation)
 

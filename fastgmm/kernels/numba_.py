@@ -11,7 +11,7 @@ Per tile and component: ``diff = x - mu_k`` (D, T); ``y = U_k^T diff`` through t
 point); ``a_k = log_const_k - |y|^2 / 2``. Then a log-sum-exp over components per point and the responsibilities
 (only components within 2^-100 of a point's best one count), and per component ``s1 += sum_n r diff``,
 ``s2[i, j] += sum_n r diff_i diff_j`` for ``i <= j`` (D^2/2 FMAs per kept pair). A tile goes one of two ways, by
-the fraction of its (point, component) pairs that count (``_layout.dense_live``): sparse, where a point keeps one
+the fraction of its (point, component) pairs that count (``_passes.dense_live``): sparse, where a point keeps one
 or two components (the pairs gathered, exp over them alone, staged by component for long reductions), or dense,
 where components overlap (one exp sweep over every pair, the moments straight from the tile's columns).
 
@@ -42,11 +42,9 @@ from numba.core.compiler_lock import global_compiler_lock
 from numba.core.dispatcher import Dispatcher
 
 from .._threads import numba_threads as threads  # noqa: F401 (the backend's thread policy)
-from ._layout import (
-    CODES, DIAG, FULL, SPHERICAL, TIED, as_3d, finish_s2, from_3d, n_blocks, reduce_in_rounds, s2_block_shape,
-    staged_components, sum_in_order,
-)
-from . import _layout
+from . import _passes
+from ._layouts import CODES, DIAG, FULL, SPHERICAL, TIED, as_3d, finish_s2, from_3d, s2_block_shape
+from ._passes import n_blocks, reduce_in_rounds, staged_components, sum_in_order
 from .numpy_ import responsibility_moments  # noqa: F401 (the reference's: one pass per random initialisation)
 
 if config.DISABLE_JIT:
@@ -94,7 +92,7 @@ def _load_pip_tbb():
 # and fork-safe; a dependency on Linux x86-64), else workqueue, never GNU OpenMP, under which Numba kills a process
 # forked after a parallel kernel ran ("fork() called from a process already using GNU OpenMP, this is unsafe":
 # measured, both children of a multiprocessing 'fork' pool terminated). Per EM iteration at N=1e5, D=2, K=4
-# (asv_benchmarks/threading_layers.py): TBB 1.53 ms, omp 1.50, workqueue 2.22; alike at N=1e6. It takes effect at
+# (benchmarks/threading_layers.py): TBB 1.53 ms, omp 1.50, workqueue 2.22; alike at N=1e6. It takes effect at
 # the first parallel launch of the process.
 _load_pip_tbb()
 if "NUMBA_THREADING_LAYER" not in os.environ:
@@ -381,7 +379,7 @@ _LOG_NEGLIGIBLE = -100.0 * math.log(2.0)
 # the points of a tile becomes the innermost one and vectorises, and the running sums stay in registers. D reaches
 # the compiler as the length of a tuple ``(0,) * D``, a type (a literal int would become a plain int64 inside the
 # outlined body of a prange loop). The triangular product of full and tied runs out of registers sooner: measured by
-# ``asv_benchmarks/kernel_paths.py`` (K=8), the compiled-for-D tile is 1.7x faster than the generic one up to D=12
+# ``benchmarks/kernel_paths.py`` (K=8), the compiled-for-D tile is 1.7x faster than the generic one up to D=12
 # and 2x slower at D=14 and 16; for diag the whole statistics pass at D=16, K=16 is still 1.3x faster compiled-for-D.
 # The same script measured the large-D alternative, BLAS per tile, and found no D where it gains beyond the noise.
 _MAX_STATIC_FEATURES = {FULL: 12, TIED: 12, DIAG: 16, SPHERICAL: 16}
@@ -423,7 +421,7 @@ def _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features):
 
 @njit(cache=True)
 def _gram_buffer(rows, columns, n_features):
-    """A ``(rows, _layout.gram_rows(D), columns)`` buffer for ``_gram_upper``, zero after row D."""
+    """A ``(rows, _layouts.gram_rows(D), columns)`` buffer for ``_gram_upper``, zero after row D."""
     buffer = np.empty((rows, (n_features + 3) // 4 * 4, columns))
     buffer[:, n_features:, :] = 0.0
     return buffer
@@ -432,7 +430,7 @@ def _gram_buffer(rows, columns, n_features):
 @njit(cache=True, fastmath=_REDUCE_MATH)
 def _gram_upper(d, rd, m, n_features, gram):
     """``gram[i, j] = sum_q rd[i, q] d[j, q]`` over the first m columns, for the blocks of 2 x 4 entries that cover
-    the upper triangle (``d`` and ``rd`` have ``_layout.gram_rows(D)`` rows, zero after row D).
+    the upper triangle (``d`` and ``rd`` have ``_layouts.gram_rows(D)`` rows, zero after row D).
 
     Each sweep over the columns keeps eight independent sums (enough to hide the FMA latency; one sum per sweep ran
     at a quarter of the FMA rate) and loads six values per eight FMAs. The sums go to ``gram``, not straight into
@@ -464,7 +462,7 @@ def _add_upper(gram, n_features, kk, s2):
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
 def _moments_dense(d, rw, m, cov, k, rd, gram, nk, s1, s2):
-    """Add the full/tied moments of ``m`` centred columns ``d`` (``_layout.gram_rows(D)`` rows, >= m columns, zero
+    """Add the full/tied moments of ``m`` centred columns ``d`` (``_layouts.gram_rows(D)`` rows, >= m columns, zero
     after row D; see ``_gram_buffer``) with weights ``rw`` to component k's partials; ``rd`` is scratch of d's
     shape, zero after row D, ``gram`` (gram_rows(D), gram_rows(D)) scratch. S2's upper triangle is
     ``_gram_upper``'s; S1 comes out of the sweep that weights the columns."""
@@ -958,7 +956,7 @@ def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, stages, ll
     """The one-pass statistics, per block into the block's partials; ``stages`` is K, or 1 to reduce each tile's
     rows at once (``staged_components``); ``features`` is ``(0,) * D`` when D is small enough for the
     compiled-for-D tile (one compilation per D), else ``()``; a tile whose points keep more than ``dense_live`` of
-    the components live on average takes the dense path (``_layout.dense_live``)."""
+    the components live on average takes the dense path (``_passes.dense_live``)."""
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     n_blocks = ll_tw.shape[0]
@@ -1043,7 +1041,7 @@ def _prepare(X, covariance_type, means, precisions_cholesky, log_const):
 def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size,
                dense_live=None):
     """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``.
-    ``dense_live`` moves the dense path's threshold (default ``_layout.dense_live``), for the tests and the
+    ``dense_live`` moves the dense path's threshold (default ``_passes.dense_live``), for the tests and the
     crossover benchmark: 0 makes every tile dense, 1 every tile sparse."""
     cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
     n_samples, n_features = X.shape
@@ -1052,7 +1050,7 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
     stages = staged_components(n_components, n_features, TILE)
     features = _static(cov, n_features)
     if dense_live is None:
-        dense_live = _layout.dense_live(covariance_type, n_features)
+        dense_live = _passes.dense_live(covariance_type, n_features)
 
     def fill(rows, ll_tw, nk, s1, s2):
         w = sample_weight[rows] if weighted else np.empty(0)
@@ -1538,7 +1536,7 @@ def kmeans(X, sample_weight, first, uniforms, tol, max_iter, block_size):
     n_samples, n_features = X.shape
     n_clusters = uniforms.shape[0] + 1
     blocks = n_blocks(n_samples, block_size)
-    if 8 * blocks * n_clusters * (n_features + 1) > _layout.PARTIALS_BYTES:
+    if 8 * blocks * n_clusters * (n_features + 1) > _passes.PARTIALS_BYTES:
         return None
     weighted = sample_weight is not None
     w = sample_weight if weighted else np.empty(0)
@@ -1599,7 +1597,7 @@ _RAN_ALL, _CONVERGED, _NEEDS_POLICY = 0, 1, 2
 
 @njit(cache=True)
 def _precision_factor(C, L, Uk):
-    """``Uk = L^-T`` with ``C = L L^T`` (the upper factor of the precision, as ``fastgmm._model`` computes it by
+    """``Uk = L^-T`` with ``C = L L^T`` (the upper factor of the precision, as ``fastgmm._parameters`` computes it by
     LAPACK); False when C is not positive definite. ``Uk`` is written upper, zero below."""
     D = C.shape[0]
     for j in range(D):
@@ -1631,7 +1629,7 @@ def _precision_factor(C, L, Uk):
 @njit(cache=True)
 def _m_step_fused(cov, nk, s1, s2, shift, total_weight, reg_covar, nk_eps, collapsed_weight, rounding, weights,
                   means, covariances, U, log_const, L, scratch):
-    """``fastgmm._model.estimate_moments`` and the precision factors from summed statistics (s2 in the kernels'
+    """``fastgmm._parameters.estimate_moments`` and the precision factors from summed statistics (s2 in the kernels'
     block layout, upper triangle); False, with the outputs undefined, where ``fastgmm._collapse``'s policy must
     decide instead: a component below ``collapsed_weight`` of the total weight, a covariance not positive definite
     or at the rounding level of its mean, statistics not finite."""
@@ -1812,7 +1810,7 @@ def em_iterations(X, sample_weight, covariance_type, means, precisions_cholesky,
     so the result is the same
     whatever the thread count.
 
-    The M-step is ``fastgmm._model.estimate_moments`` with the precision factors; the call stops at the first
+    The M-step is ``fastgmm._parameters.estimate_moments`` with the precision factors; the call stops at the first
     iteration whose M-step needs ``fastgmm._collapse``'s policy (a component below ``collapsed_weight`` of the
     weight, a covariance not positive definite or at the ``rounding`` level of its mean), and returns its
     statistics for the caller to decide.
@@ -1830,7 +1828,7 @@ def em_iterations(X, sample_weight, covariance_type, means, precisions_cholesky,
     cov = CODES[covariance_type]
     shape = s2_block_shape(cov, n_components, n_features)
     blocks = n_blocks(n_samples, block_size)
-    if max_iter < 1 or 8 * blocks * (3 + n_components * (1 + n_features) + math.prod(shape)) > _layout.PARTIALS_BYTES:
+    if max_iter < 1 or 8 * blocks * (3 + n_components * (1 + n_features) + math.prod(shape)) > _passes.PARTIALS_BYTES:
         return None
     work = n_samples * n_components * (n_features + 1) ** 2
     run = _em_iterations_parallel if work >= PARALLEL_WORK else _em_iterations_serial
@@ -1849,7 +1847,7 @@ def em_iterations(X, sample_weight, covariance_type, means, precisions_cholesky,
     ran, why = run(
         X, sample_weight if weighted else np.empty(0), weighted, cov, means, U, log_const, block_size,
         staged_components(n_components, n_features, TILE), _static(cov, n_features),
-        _layout.dense_live(covariance_type, n_features), float(reg_covar), nk_eps,
+        _passes.dense_live(covariance_type, n_features), float(reg_covar), nk_eps,
         collapsed_weight, rounding, float(tol), int(max_iter), float(lower_bound), blocks, lower_bounds, new_weights,
         covariances, nk, s1, s2, ll_tw,
     )

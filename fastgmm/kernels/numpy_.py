@@ -17,7 +17,7 @@ Conventions shared by every backend (``fastgmm.kernels``):
 import numpy as np
 from scipy.special import logsumexp
 
-from .._model import covariance_shape
+from .._parameters import covariance_shape
 from .._threads import blas_threads as threads  # noqa: F401 (the backend's thread policy)
 
 NAME = "numpy"

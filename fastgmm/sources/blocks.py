@@ -6,10 +6,10 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 
-from .._model import Statistics
+from .._parameters import Statistics
 from .._validation import check_sample_weight
 
-# DESIGN.md section 3: block boundaries depend on N only, so a reduction in block order is the same whatever the
+# docs/design.md section 3: block boundaries depend on N only, so a reduction in block order is the same whatever the
 # number of threads, and the partial statistics stay bounded (at most ~256 blocks).
 _MIN_BLOCK_ROWS = 4096
 _MAX_BLOCKS = 256

@@ -1,7 +1,7 @@
 """Seconds per EM iteration of the Numba backend under each of Numba's threading layers, each in a process of its
 own (the layer is fixed at a process's first parallel launch), the layers interleaved over the repeats.
 
-    python asv_benchmarks/threading_layers.py [--repeats 3] [--layers tbb omp workqueue]
+    python benchmarks/threading_layers.py [--repeats 3] [--layers tbb omp workqueue]
 
 Each process fits from one start with tol=0 and times 6 iterations minus 1 (so initialisation and the final
 bookkeeping cancel), median of 5; the table is the median over the repeats. A layer that does not load here prints

@@ -1,7 +1,7 @@
 """What a dask cluster costs per EM iteration, against the in-memory fit of the same rows on the same cores.
 
-    python asv_benchmarks/dask_overhead.py                      # N=1e7, D=8, K=16, 2 workers x 1 thread, 32 blocks
-    python asv_benchmarks/dask_overhead.py --overhead-only      # the fixed cost per iteration and per block
+    python benchmarks/dask_overhead.py                      # N=1e7, D=8, K=16, 2 workers x 1 thread, 32 blocks
+    python benchmarks/dask_overhead.py --overhead-only      # the fixed cost per iteration and per block
 
 A ``distributed.LocalCluster`` of worker processes holds the data (generated on the workers and persisted); the
 in-memory fit runs in this process on as many threads as the cluster has in all, while the workers sit idle. Both

@@ -2,7 +2,7 @@
 from ``sklearn.datasets.make_blobs(centers=3)``, every covariance type, both libraries with their default settings
 (k-means start, tol=1e-3, max_iter=100) from the same start.
 
-    python asv_benchmarks/default_fit_vs_sklearn.py [--repeats 15] [--n-samples 10000] [--n-features 4]
+    python benchmarks/default_fit_vs_sklearn.py [--repeats 15] [--n-samples 10000] [--n-features 4]
 
 Medians of interleaved repeats (each library first in every other one), after a warm-up fit that compiles or loads
 fastgmm's kernels (timed apart) and three warm-up fits of each. Prints
@@ -10,18 +10,14 @@ the iterations each library made and the largest relative difference between the
 """
 
 import argparse
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import make_blobs
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fastgmm import GaussianMixture  # noqa: E402
+from fastgmm import GaussianMixture
 
 
 def main():

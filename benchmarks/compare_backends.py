@@ -1,8 +1,8 @@
 """The compiled backends against each other: seconds of one statistics pass (the work of an EM iteration) per
 backend, the backends interleaved, medians of ``--repeat``.
 
-    python asv_benchmarks/compare_backends.py                      # the benchmark shapes of the Numba issue
-    python asv_benchmarks/compare_backends.py full:1e6/8/16 diag:1e6/8/16
+    python benchmarks/compare_backends.py                      # the benchmark shapes of the Numba issue
+    python benchmarks/compare_backends.py full:1e6/8/16 diag:1e6/8/16
 
 A case is ``covariance:N/D/K``; the parameters are those of a short fastgmm fit of the first 20,000 rows.
 """

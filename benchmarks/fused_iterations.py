@@ -2,7 +2,7 @@
 when nothing reports per iteration) and through fastgmm's Python loop (forced here by a callback), on small and
 medium data, from the same start.
 
-    python asv_benchmarks/fused_iterations.py [--repeats 5]
+    python benchmarks/fused_iterations.py [--repeats 5]
 
 A per-iteration time is ``(t(max_iter=1+m) - t(max_iter=1)) / m`` with ``tol=0``, the median of interleaved
 repeats, after a warm-up that compiles or loads the kernels.

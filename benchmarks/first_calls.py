@@ -2,7 +2,7 @@
 fit+predict of each shape, dtype and covariance type (10,000 x D points, K=3, ``backend='auto'``); then, once the
 background compilation it started is done, a second process makes the same calls.
 
-    python asv_benchmarks/first_calls.py [--features 1 3 8 20 64]
+    python benchmarks/first_calls.py [--features 1 3 8 20 64]
 
 Prints the seconds of each call and the backend that served it (``backend_``), for both processes.
 """

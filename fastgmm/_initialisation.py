@@ -15,7 +15,7 @@ import numpy as np
 from ._kmeans import doubles_drawn, kmeans, kmeans_plusplus
 from ._random import state_fingerprint
 from ._ward import ward_labels
-from ._model import (
+from ._parameters import (
     NK_EPS,
     MixtureParameters,
     Statistics,

@@ -1,11 +1,11 @@
 """fastgmm against scikit-learn and Intel oneDAL, measured in one run on this machine; prints the tables README.md
 quotes.
 
-    python asv_benchmarks/compare_sklearn.py            # everything (about 30 minutes on 2 cores)
-    python asv_benchmarks/compare_sklearn.py --quick    # small shapes only, a smoke test
-    python asv_benchmarks/compare_sklearn.py --backend numba cython --iterations-only   # both compiled backends
-    python asv_benchmarks/compare_sklearn.py --cases full:1e6/8/16 --iterations-only    # one case
-    python asv_benchmarks/compare_sklearn.py --family overlapping --iterations-only     # overlapping data only
+    python benchmarks/compare_sklearn.py            # everything (about 30 minutes on 2 cores)
+    python benchmarks/compare_sklearn.py --quick    # small shapes only, a smoke test
+    python benchmarks/compare_sklearn.py --backend numba cython --iterations-only   # both compiled backends
+    python benchmarks/compare_sklearn.py --cases full:1e6/8/16 --iterations-only    # one case
+    python benchmarks/compare_sklearn.py --family overlapping --iterations-only     # overlapping data only
 
 Two families of per-iteration cases: ``separated`` starts from a two-iteration scikit-learn fit of blobs that are
 well apart (a point keeps about one live component), ``overlapping`` has K = 4 x the natural clusters and starts
@@ -23,7 +23,7 @@ precisions_init), with tol=0 so that all run exactly the same iterations. A per-
 ``--repeat`` runs, the libraries interleaved. Machine rates (a float64 matmul on all cores, NumPy's exp on one core
 times the cores, a large array sum) are measured in the same run, and each iteration is reported as a multiple of
 the lower bound max(flops / matmul rate + N K / exp rate, N D 8 / bandwidth), with 2 N K D^2 flops for full and
-tied covariances (DESIGN.md section 2) and 6 N K D for diagonal and spherical ones.
+tied covariances (docs/design.md section 2) and 6 N K D for diagonal and spherical ones.
 """
 
 import argparse
@@ -35,8 +35,13 @@ import tempfile
 import textwrap
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
+
+# The asv suite's package (asv_benchmarks/benchmarks/): its oneDAL wrapper and overlapping start, which the
+# dashboard's series and these tables share.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "asv_benchmarks"))
 
 # Per-iteration cases: (covariance_type, n_samples, n_features, n_components).
 CASES = [

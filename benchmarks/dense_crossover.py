@@ -1,7 +1,7 @@
 """Where the compiled kernels' dense E-step path overtakes the sparse one: the measurement behind
-``fastgmm.kernels._layout.dense_live``.
+``fastgmm.kernels._passes.dense_live``.
 
-    python asv_benchmarks/dense_crossover.py [--repeats 5] [--rows 200000] [--backends numba cython]
+    python benchmarks/dense_crossover.py [--repeats 5] [--rows 200000] [--backends numba cython]
 
 The K components come in groups of g whose means lie 0.3 standard deviations apart, the groups 60 apart, and every
 point is drawn around a group: each point keeps g of the K components live (responsibility above 2^-100 of its
@@ -22,7 +22,7 @@ CASES = [("full", 2, 4), ("full", 3, 8), ("full", 8, 16), ("full", 32, 8), ("dia
 
 def grouped_problem(covariance_type, n_samples, n_features, n_components, group, seed=0):
     """(X, kernel arguments) where every point keeps ``group`` of the components live."""
-    from fastgmm._model import MixtureParameters, precision_cholesky_from_covariances
+    from fastgmm._parameters import MixtureParameters, precision_cholesky_from_covariances
 
     rng = np.random.default_rng(seed)
     n_groups = n_components // group
@@ -48,7 +48,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from fastgmm._backends import get_backend
     from fastgmm.sources.blocks import statistics_block_size
-    from fastgmm.kernels._layout import dense_live as threshold
+    from fastgmm.kernels._passes import dense_live as threshold
 
     print(f"{args.rows:,} rows, medians of {args.repeats}; 'threshold' is the dense path's (dense above it)")
     print("| backend | covariance | D | K | live fraction | threshold | dense ms | sparse ms | sparse / dense |")

@@ -7,7 +7,7 @@ from scipy.special import logsumexp
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from fastgmm._collapse import m_step
-from fastgmm._model import (
+from fastgmm._parameters import (
     MixtureParameters,
     Statistics,
     covariances_from_precision_cholesky,

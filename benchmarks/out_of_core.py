@@ -1,7 +1,7 @@
 """Fit a memory-mapped float32 file larger than the memory the fit may use, and report seconds per iteration and the
 peak anonymous (not file-backed) resident memory of the process.
 
-    python asv_benchmarks/out_of_core.py --rows 100000000 --path /tmp/fastgmm-1e8.f32
+    python benchmarks/out_of_core.py --rows 100000000 --path /tmp/fastgmm-1e8.f32
 
 The file is written once (seeded blobs, in slabs) and reused. Resident memory is sampled every 10 ms from
 /proc/self/status (RssAnon: the pages the process owns; the mapped file's pages are RssFile and belong to the page

@@ -1,5 +1,5 @@
 """The crossovers between the Numba kernel's ways of computing the per-component log-probabilities of a tile, the
-part of an EM iteration that costs ~ N K D^2 (DESIGN.md section 2):
+part of an EM iteration that costs ~ N K D^2 (docs/design.md section 2):
 
 - ``static``: the tile compiled for the exact D (loops unrolled, sums in registers), used up to
   ``numba_._MAX_STATIC_FEATURES``;
@@ -8,8 +8,8 @@ part of an EM iteration that costs ~ N K D^2 (DESIGN.md section 2):
   single-threaded inside Numba's threads), the large-D path the design card proposes. It does the full square
   product, twice the flops of the triangular loops, in exchange for BLAS's higher rate.
 
-    python asv_benchmarks/kernel_paths.py            # D = 4 .. 256 at ~1e8 K D^2 each (about 2 minutes)
-    python asv_benchmarks/kernel_paths.py --d 16 64  # chosen D
+    python benchmarks/kernel_paths.py            # D = 4 .. 256 at ~1e8 K D^2 each (about 2 minutes)
+    python benchmarks/kernel_paths.py --d 16 64  # chosen D
 
 Each figure is the median of ``--repeat`` timings of one pass over N rows (2 threads), the paths interleaved; the
 winner per D is what ``fastgmm.kernels.numba_`` should use. Measured on 2026-11-22 (2-core EPYC, noisy VM), full
@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastgmm.kernels import numba_
-from fastgmm.kernels._layout import TIED
+from fastgmm.kernels._layouts import TIED
 from fastgmm.kernels.numba_ import TILE, _load_tile, _tile_log_prob
 
 
@@ -71,7 +71,7 @@ def _log_prob_pass(X, cov, means, U, Ut, log_const, blas, features, checksum):
 
 def measure(n_features, n_components, repeat, budget=1e8):
     """Median seconds per million rows of each path at this D (static only where it is compiled for D <= 16)."""
-    from fastgmm._model import MixtureParameters, precision_cholesky_from_covariances
+    from fastgmm._parameters import MixtureParameters, precision_cholesky_from_covariances
 
     rng = np.random.default_rng(0)
     n_samples = max(TILE * 64, int(budget / (n_components * n_features**2)) // TILE * TILE)
