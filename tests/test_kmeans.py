@@ -6,7 +6,7 @@ import pytest
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from fastgmm._backends import get_backend
-from fastgmm._data import ArraySource
+from fastgmm.sources.arrays import ArraySource
 from fastgmm import _kmeans as kmeans_module
 from fastgmm._kmeans import kmeans
 from fastgmm._kmeans import kmeans_plusplus as our_kmeans_plusplus

@@ -178,7 +178,7 @@ def test_ward_tree_is_built_once_for_every_k(monkeypatch):
 
 def test_ward_labels_cut_the_tree_and_sample_large_data():
     from fastgmm import _ward
-    from fastgmm._data import ArraySource
+    from fastgmm.sources.arrays import ArraySource
 
     def as_source(X, weights=None):
         return ArraySource(X, weights)
