@@ -9,6 +9,7 @@ Environment:
 """
 
 import os
+import runpy
 import sys
 import tempfile
 import textwrap
@@ -84,13 +85,31 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+def _write_kernel_constants():
+    """Write ``_kernel_constants.h`` from ``_constants.py``, the one definition of the kernels' shared constants
+    (rewritten only when its text changes, so that an unchanged build stays up to date)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    text = runpy.run_path(os.path.join(here, "fastgmm", "kernels", "_constants.py"))["c_header"]()
+    path = os.path.join(here, "fastgmm", "kernels", "_kernel_constants.h")
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return
+    except OSError:
+        pass
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def _extensions():
     from Cython.Build import cythonize
 
+    _write_kernel_constants()
+
     return cythonize(
         # optional: without a C compiler the package still installs, with the Numba and NumPy backends.
-        [Extension("fastgmm.kernels._cython", ["fastgmm/kernels/_cython.pyx"], depends=["fastgmm/kernels/_tile_math.h"],
-                   optional=True)],
+        [Extension("fastgmm.kernels._cython", ["fastgmm/kernels/_cython.pyx"],
+                   depends=["fastgmm/kernels/_tile_math.h", "fastgmm/kernels/_kernel_constants.h"], optional=True)],
         compiler_directives={"language_level": 3},
     )
 

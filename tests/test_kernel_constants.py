@@ -1,52 +1,58 @@
-"""The constants the compiled kernels share have one value: those of the Numba kernels (numba_.py, kernels/_layouts.py)
-against their copies in the Cython sources (_cython.pyx, _tile_math.h), read from the source text, so a copy that
-drifts fails here rather than as two backends that disagree by a rounding nobody traces."""
+"""The constants the compiled kernels share have one definition, fastgmm/kernels/_constants.py: the Numba kernels
+import it, and the Cython ones include the header setup.py writes from it. Checked here: no kernel source keeps a
+copy of its own, and the built extension and the generated header hold today's values (a stale build fails here
+rather than as two backends that disagree by a rounding nobody traces)."""
 
 import re
 from pathlib import Path
 
 import pytest
 
+from fastgmm.kernels import _constants
+
 KERNELS = Path(__file__).resolve().parent.parent / "fastgmm" / "kernels"
+NAMES = _constants._INTEGERS + _constants._DOUBLES
 
 
-def _header():
-    text = (KERNELS / "_tile_math.h").read_text()
-    values = {name: int(value) for name, value in re.findall(r"^#define FASTGMM_(\w+) (-?\d+)\s*$", text, re.M)}
-    for name, value in re.findall(r"\b(shifter|exp_min) = (-?[\d.]+)", text):
-        values[name] = float(value)
-    return values
+def test_every_constant_is_generated_into_the_header():
+    header = _constants.c_header()
+    for name in NAMES:
+        (value,) = re.findall(rf"^#define FASTGMM_{name} \(?(-?[\d.e-]+)\)?$", header, re.M)
+        assert float(value) == getattr(_constants, name), name  # to the last bit: repr round-trips
+    header_file = KERNELS / "_kernel_constants.h"
+    if header_file.exists():  # written by the build; absent in a checkout that was never built
+        assert header_file.read_text() == header, "_kernel_constants.h is stale: rebuild (pip install -e .)"
 
 
-def _pyx():
-    text = (KERNELS / "_cython.pyx").read_text()
-    enum = re.search(r"^cdef enum:\n((?:    .*\n)+)", text, re.M).group(1)
-    values = {name: int(value) for name, value in re.findall(r"^    (\w+) = (-?\d+)", enum, re.M)}
-    for name, value in re.findall(r"^cdef (?:double|int) (\w+) = (-?[\d.e]+)\s*$", text, re.M):
-        values[name] = float(value) if "." in value else int(value)
-    return values
+def test_no_kernel_source_defines_a_copy():
+    numba_source = (KERNELS / "numba_.py").read_text() + (KERNELS / "_layouts.py").read_text()
+    pyx = (KERNELS / "_cython.pyx").read_text()
+    header = (KERNELS / "_tile_math.h").read_text()
+    for name in NAMES:
+        assert not re.search(rf"^_?{name} = ", numba_source, re.M), name
+        assert not re.search(rf"^\s*(cdef \w+ )?{name} = ", pyx, re.M), name
+        assert not re.search(rf"#define FASTGMM_{name}\b", header), name
+    pyx_after_constants = pyx.split('cdef extern from "_kernel_constants.h"')[1]
+    for literal in ("256", "-69.31", "6755399441055744", "-708.0", "1.4426950408889634"):
+        assert literal not in header and literal not in pyx_after_constants, literal
 
 
-def test_the_readers_find_every_constant():
-    header, pyx = _header(), _pyx()
-    assert {"TILE", "FULL", "TIED", "DIAG", "SPHERICAL", "MAX_STATIC_TRIANGLE", "MAX_STATIC_DIAGONAL", "shifter",
-            "exp_min"} <= set(header)
-    assert {"TILE", "LOG_CHUNK", "FULL", "TIED", "DIAG", "SPHERICAL", "LOG_NEGLIGIBLE",
-            "MAX_SMALL_FEATURES"} <= set(pyx)
-
-
-def test_numba_and_cython_kernels_share_their_constants():
+def test_the_numba_kernels_read_the_definition():
     numba_ = pytest.importorskip("fastgmm.kernels.numba_")
     from fastgmm.kernels import _layouts
 
-    header, pyx = _header(), _pyx()
-    for name in ("FULL", "TIED", "DIAG", "SPHERICAL"):
-        assert header[name] == pyx[name] == getattr(_layouts, name), name
-    assert header["TILE"] == pyx["TILE"] == numba_.TILE
-    assert pyx["LOG_CHUNK"] == numba_._LOG_CHUNK
-    assert pyx["LOG_NEGLIGIBLE"] == numba_._LOG_NEGLIGIBLE  # the same double, to the last bit
-    assert pyx["MAX_SMALL_FEATURES"] == numba_._MAX_SMALL_FEATURES
+    for name in NAMES:
+        if hasattr(numba_, name):
+            assert getattr(numba_, name) == getattr(_constants, name), name
+    assert numba_.TILE == _constants.TILE and numba_.LOG_NEGLIGIBLE == _constants.LOG_NEGLIGIBLE
+    assert (_layouts.FULL, _layouts.TIED, _layouts.DIAG, _layouts.SPHERICAL) == (0, 1, 2, 3)
     limits = numba_._MAX_STATIC_FEATURES
-    assert header["MAX_STATIC_TRIANGLE"] == limits[_layouts.FULL] == limits[_layouts.TIED]
-    assert header["MAX_STATIC_DIAGONAL"] == limits[_layouts.DIAG] == limits[_layouts.SPHERICAL]
-    assert header["shifter"] == numba_._SHIFTER and header["exp_min"] == numba_._EXP_MIN
+    assert limits[_layouts.FULL] == limits[_layouts.TIED] == _constants.MAX_STATIC_TRIANGLE
+    assert limits[_layouts.DIAG] == limits[_layouts.SPHERICAL] == _constants.MAX_STATIC_DIAGONAL
+
+
+def test_the_built_extension_has_todays_values():
+    cython_kernels = pytest.importorskip("fastgmm.kernels._cython")
+    assert set(cython_kernels.CONSTANTS) == set(NAMES)
+    for name in NAMES:
+        assert cython_kernels.CONSTANTS[name] == getattr(_constants, name), f"{name}: rebuild (pip install -e .)"

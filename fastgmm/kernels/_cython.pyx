@@ -43,23 +43,34 @@ ctypedef fused floating:
     float
     double
 
-cdef enum:
-    TILE = 256
-    LOG_CHUNK = 32  # see numba_._LOG_CHUNK
-    FULL = 0
-    TIED = 1
-    DIAG = 2
-    SPHERICAL = 3
-
-# -100 ln 2: see numba_._LOG_NEGLIGIBLE for why dropping those shares is exact for the sums and below rounding for
-# the moments.
-cdef double LOG_NEGLIGIBLE = -69.31471805599453
-# See numba_._MAX_SMALL_FEATURES.
-cdef int MAX_SMALL_FEATURES = 4
+# The constants shared with the Numba kernels, generated from _constants.py by setup.py (see there for what each is).
+cdef extern from "_kernel_constants.h":
+    enum:
+        TILE "FASTGMM_TILE"
+        LOG_CHUNK "FASTGMM_LOG_CHUNK"
+        FULL "FASTGMM_FULL"
+        TIED "FASTGMM_TIED"
+        DIAG "FASTGMM_DIAG"
+        SPHERICAL "FASTGMM_SPHERICAL"
+        MAX_SMALL_FEATURES "FASTGMM_MAX_SMALL_FEATURES"
+        MAX_STATIC_TRIANGLE "FASTGMM_MAX_STATIC_TRIANGLE"
+        MAX_STATIC_DIAGONAL "FASTGMM_MAX_STATIC_DIAGONAL"
+    const double LOG_NEGLIGIBLE "FASTGMM_LOG_NEGLIGIBLE"
+    const double LOG2E "FASTGMM_LOG2E"
+    const double LN2_HI "FASTGMM_LN2_HI"
+    const double LN2_LO "FASTGMM_LN2_LO"
+    const double EXP_SHIFTER "FASTGMM_EXP_SHIFTER"
+    const double EXP_MIN "FASTGMM_EXP_MIN"
 
 OPENMP = bool(fastgmm_openmp())
 STATIC_TILE = bool(FASTGMM_STATIC_TILE)
-TILE_ROWS = TILE  # for the wrapper: the stages are (stages, gram_rows(D), TILE) doubles
+# The constants as this build compiled them, for tests/test_kernel_constants.py.
+CONSTANTS = {
+    "TILE": TILE, "LOG_CHUNK": LOG_CHUNK, "FULL": FULL, "TIED": TIED, "DIAG": DIAG, "SPHERICAL": SPHERICAL,
+    "MAX_SMALL_FEATURES": MAX_SMALL_FEATURES, "MAX_STATIC_TRIANGLE": MAX_STATIC_TRIANGLE,
+    "MAX_STATIC_DIAGONAL": MAX_STATIC_DIAGONAL, "LOG_NEGLIGIBLE": LOG_NEGLIGIBLE, "LOG2E": LOG2E, "LN2_HI": LN2_HI,
+    "LN2_LO": LN2_LO, "EXP_SHIFTER": EXP_SHIFTER, "EXP_MIN": EXP_MIN,
+}
 
 
 def max_threads():
@@ -86,10 +97,120 @@ cdef inline void _load_tile(const floating[:, :] X, Py_ssize_t start, int n, dou
             xt[i * TILE + p] = X[start + p, i]
 
 
+cdef inline int _gram_rows(int D) noexcept nogil:
+    # fastgmm.kernels._layouts.gram_rows
+    return (D + 3) // 4 * 4
+
+
 cdef extern from *:
     # Pointers that the C compiler may assume distinct, so that it vectorises without run-time overlap checks.
     ctypedef double* rdouble "double * __restrict__"
     ctypedef const double* crdouble "const double * __restrict__"
+
+
+# The kernels' arguments travel in groups, as the Numba kernels' tuples (numba_.py): the components in the kernel
+# layouts; one block's partial statistics; a thread's buffers for the tiles of the E-step.
+cdef struct Model:
+    int cov, K, D
+    const double* means  # (K, D)
+    const double* U  # full (K, D, D), tied (1, D, D), diag (K, D), spherical (K,)
+    const double* log_const  # (K,)
+
+
+cdef struct Partials:
+    double* nk  # (K,)
+    double* s1  # (K, D)
+    double* s2  # see _moments_dense
+
+
+cdef struct Tile:
+    # The tile: transposed rows (D, TILE, allocated zeroed: see _log_prob_tile), centred rows, a row of scratch and
+    # the weighted log-probabilities (K, TILE).
+    double* xt
+    double* diff
+    double* y
+    double* a
+    # Per point: the weights, the largest log-probability, its component, the floor, the live count, the sum of
+    # the unnormalised responsibilities.
+    double* wt
+    double* top
+    long* best
+    double* floor_
+    long* n_kept
+    double* total
+    # Per (point, component) pair, K TILE of each: rows, components, exponents and responsibilities.
+    long* pair_p
+    long* pair_k
+    double* pair_v
+    double* pair_r
+    # The staging of _stage_tile: the pairs grouped by component (order, order_w, bounds), the stages (stages,
+    # gram_rows(D), TILE) and their weights and fill counts, and _moments_dense's scratch.
+    long* order
+    double* order_w
+    long* bounds
+    double* stage_d
+    double* stage_w
+    long* count
+    double* rd
+    double* gram
+    bint direct  # one shared stage, reduced at once (``staged_components``)
+    void* memory  # the one allocation the buffers above are carved from
+
+
+cdef Tile _tile_buffers(int K, int D, int stages) noexcept nogil:
+    """A thread's E-step buffers, carved out of one zeroed allocation (doubles first, then longs: every buffer stays
+    aligned); ``memory`` is NULL when it fails. Returned by value: a variable assigned in a parallel block is
+    private to the thread (taking its address is not an assignment for Cython)."""
+    cdef Tile tile
+    cdef Tile* t = &tile
+    cdef int rows = _gram_rows(D)
+    cdef size_t doubles = (
+        <size_t> D * TILE + 2 * <size_t> rows * TILE + TILE + <size_t> K * TILE + 4 * TILE + 3 * <size_t> K * TILE
+        + <size_t> stages * rows * TILE + <size_t> stages * TILE + <size_t> rows * rows
+    )
+    cdef size_t longs = 2 * TILE + 3 * <size_t> K * TILE + (K + 1) + K
+    cdef double* d
+    cdef long* l
+    t.memory = calloc(doubles * sizeof(double) + longs * sizeof(long), 1)
+    if t.memory == NULL:
+        return tile
+    d = <double*> t.memory
+    t.xt = d; d += D * TILE
+    t.diff = d; d += rows * TILE
+    t.rd = d; d += rows * TILE
+    t.y = d; d += TILE
+    t.a = d; d += K * TILE
+    t.wt = d; d += TILE
+    t.top = d; d += TILE
+    t.floor_ = d; d += TILE
+    t.total = d; d += TILE
+    t.pair_v = d; d += K * TILE
+    t.pair_r = d; d += K * TILE
+    t.order_w = d; d += K * TILE
+    t.stage_d = d; d += stages * rows * TILE
+    t.stage_w = d; d += stages * TILE
+    t.gram = d; d += rows * rows
+    l = <long*> d
+    t.best = l; l += TILE
+    t.n_kept = l; l += TILE
+    t.pair_p = l; l += K * TILE
+    t.pair_k = l; l += K * TILE
+    t.order = l; l += K * TILE
+    t.bounds = l; l += K + 1
+    t.count = l
+    t.direct = stages < K
+    return tile
+
+
+cdef Tile _log_prob_buffers(int K, int D) noexcept nogil:
+    """The buffers ``_log_prob_tile`` uses (xt zeroed), each NULL when its allocation fails; by value, as
+    ``_tile_buffers``."""
+    cdef Tile tile
+    tile.xt = <double*> calloc(D * TILE, sizeof(double))
+    tile.diff = <double*> malloc(sizeof(double) * D * TILE)
+    tile.y = <double*> malloc(sizeof(double) * TILE)
+    tile.a = <double*> malloc(sizeof(double) * K * TILE)
+    return tile
 
 
 cdef inline void _axpy4(rdouble y, crdouble d, double u0, double u1, double u2, double u3, int n) noexcept nogil:
@@ -111,13 +232,18 @@ cdef inline void _axpy1(rdouble y, crdouble d, double u, int n) noexcept nogil:
         y[p] += u * d[p]
 
 
-cdef void _log_prob_tile(
-    crdouble xt, int n, int cov, crdouble means, crdouble U, crdouble log_const, int K, int D, rdouble diff,
-    rdouble y, rdouble a,
-) noexcept nogil:
+cdef void _log_prob_tile(const Model* model, Tile* tile, int n) noexcept nogil:
     """a[k, p] = log_const_k - |U_k^T (x_p - mu_k)|^2 / 2; U laid out as full (K, D, D), tied (1, D, D),
     diag (K, D), spherical (K,). Small D goes to the compiled-for-D tile of ``_tile_math.h``, which reads up to
     three columns of ``xt`` past n (so ``xt`` is allocated zeroed)."""
+    cdef int cov = model.cov, K = model.K, D = model.D
+    cdef crdouble means = model.means
+    cdef crdouble U = model.U
+    cdef crdouble log_const = model.log_const
+    cdef crdouble xt = tile.xt
+    cdef rdouble diff = tile.diff
+    cdef rdouble y = tile.y
+    cdef rdouble a = tile.a
     cdef int k, i, j, p
     cdef double m, u, t, c
     cdef const double* Uk
@@ -195,11 +321,18 @@ cdef int _live_components(
     return live
 
 
-cdef int _responsibilities_sparse(
-    const double* a, int n, int K, const double* top, const long* best, const double* floor_, const long* n_kept,
-    double* total, long* pair_p, long* pair_k, double* pair_v, double* pair_r,
-) noexcept nogil:
+cdef int _responsibilities_sparse(Tile* tile, int n, int K) noexcept nogil:
     """Sparse responsibilities of a tile, as ``numba_._responsibilities_sparse``; returns the number of pairs."""
+    cdef const double* a = tile.a
+    cdef const double* top = tile.top
+    cdef const long* best = tile.best
+    cdef const double* floor_ = tile.floor_
+    cdef const long* n_kept = tile.n_kept
+    cdef double* total = tile.total
+    cdef long* pair_p = tile.pair_p
+    cdef long* pair_k = tile.pair_k
+    cdef double* pair_v = tile.pair_v
+    cdef double* pair_r = tile.pair_r
     cdef int k, p, n_pairs = 0
     for p in range(n):
         if n_kept[p] > 1:
@@ -292,24 +425,10 @@ cdef void _add_log_likelihood(
     ll_tw[1] += n
 
 
-cdef inline int _gram_rows(int D) noexcept nogil:
-    # fastgmm.kernels._layouts.gram_rows
-    return (D + 3) // 4 * 4
-
-
 def gram_rows(int n_features):
     """The rows this extension gives a centred-column buffer of D features (for the test that every copy of the
     layout agrees: the wrapper allocates the stages by ``_layouts.gram_rows``)."""
     return _gram_rows(n_features)
-
-
-cdef void _gram_buffer_rows(double* buffer, int copies, int D) noexcept nogil:
-    """Zero the rows after row D of each (gram_rows(D), TILE) copy (see ``_gram_upper``)."""
-    cdef int c, i, q, rows = _gram_rows(D)
-    for c in range(copies):
-        for i in range(D, rows):
-            for q in range(TILE):
-                buffer[(c * rows + i) * TILE + q] = 0.0
 
 
 cdef void _gram_upper(crdouble d, crdouble rd, int m, int D, double* gram) noexcept nogil:
@@ -370,11 +489,13 @@ cdef inline void _add_upper(const double* gram, int D, double* s2k) noexcept nog
 
 
 cdef void _moments_dense(
-    crdouble d, crdouble rw, int m, int cov, int k, int D, rdouble rd, double* gram, double* nk, double* s1,
-    double* s2,
+    crdouble d, crdouble rw, int m, int cov, int k, int D, rdouble rd, double* gram, Partials out,
 ) noexcept nogil:
     """Full/tied moments of m centred columns ``d`` (gram_rows(D), TILE, zero after row D) with weights ``rw`` into
     component k's partials, as ``numba_._moments_dense``; s2 (K or 1, D, D) upper triangle."""
+    cdef double* nk = out.nk
+    cdef double* s1 = out.s1
+    cdef double* s2 = out.s2
     cdef int i, q
     cdef double s, u, total = 0.0
     cdef crdouble di
@@ -571,11 +692,21 @@ cdef void _moments_diagonal(
         i = i + 1
 
 
-cdef void _moments_tile(
-    crdouble xt, int n, crdouble r, rdouble wt, crdouble total, int cov, const double* means, int K, int D,
-    rdouble rw, rdouble diff, rdouble rd, double* gram, double* nk, double* s1, double* s2,
-) noexcept nogil:
-    """The moments of the whole tile from its dense responsibilities ``r``, as ``numba_._moments_tile``."""
+cdef void _moments_tile(const Model* model, Tile* tile, int n, Partials out) noexcept nogil:
+    """The moments of the whole tile from its dense responsibilities (``pair_r``), as ``numba_._moments_tile``."""
+    cdef int cov = model.cov, K = model.K, D = model.D
+    cdef const double* means = model.means
+    cdef crdouble xt = tile.xt
+    cdef crdouble r = tile.pair_r
+    cdef rdouble wt = tile.wt
+    cdef crdouble total = tile.total
+    cdef rdouble rw = tile.y
+    cdef rdouble diff = tile.diff
+    cdef rdouble rd = tile.rd
+    cdef double* gram = tile.gram
+    cdef double* nk = out.nk
+    cdef double* s1 = out.s1
+    cdef double* s2 = out.s2
     cdef int k, i, p
     cdef double c, mu, t, dv, u
     cdef crdouble rk
@@ -616,11 +747,17 @@ cdef void _moments_tile(
             _moments_diagonal(xt, n, rw, means + k * D, D, nk + k, s1 + k * D, s2 + k * D)
 
 
-cdef void _moments_gathered(
-    const double* xt, const long* order, const double* order_w, const long* bounds, const double* means, int K,
-    int D, double* nk, double* s1, double* s2,
-) noexcept nogil:
+cdef void _moments_gathered(const Model* model, const Tile* tile, Partials out) noexcept nogil:
     """Diagonal moments straight from the tile's rows grouped by component, as ``numba_._moments_gathered``."""
+    cdef int K = model.K, D = model.D
+    cdef const double* means = model.means
+    cdef const double* xt = tile.xt
+    cdef const long* order = tile.order
+    cdef const double* order_w = tile.order_w
+    cdef const long* bounds = tile.bounds
+    cdef double* nk = out.nk
+    cdef double* s1 = out.s1
+    cdef double* s2 = out.s2
     cdef int k, i, q, first, last
     cdef double total, mu, t1, t2, d, v
     for k in range(K):
@@ -645,15 +782,29 @@ cdef void _moments_gathered(
             s2[k * D + i] += t2
 
 
-cdef void _stage_tile(
-    const double* xt, int n, const long* best, const long* n_kept, const double* total, double* wt,
-    const long* pair_p, const long* pair_k, const double* pair_r, int n_pairs, int cov, const double* means, int K,
-    int D, long* order, double* order_w, long* bounds, double* stage_d, double* stage_w, long* count, double* rd,
-    double* gram, double* nk, double* s1, double* s2, bint direct,
-) noexcept nogil:
+cdef void _stage_tile(const Model* model, Tile* tile, int n, int n_pairs, Partials out) noexcept nogil:
     """Group the tile's (row, component) pairs by component (counting sort) and append them, centred on the
-    component's mean, to its staging columns; a full stage is first reduced into the partials. ``direct``: one
+    component's mean, to its staging columns; a full stage is first reduced into the partials. ``tile.direct``: one
     shared stage, reduced at once (as ``numba_._stage_tile``)."""
+    cdef int cov = model.cov, K = model.K, D = model.D
+    cdef const double* means = model.means
+    cdef const double* xt = tile.xt
+    cdef const long* best = tile.best
+    cdef const long* n_kept = tile.n_kept
+    cdef const double* total = tile.total
+    cdef double* wt = tile.wt
+    cdef const long* pair_p = tile.pair_p
+    cdef const long* pair_k = tile.pair_k
+    cdef const double* pair_r = tile.pair_r
+    cdef long* order = tile.order
+    cdef double* order_w = tile.order_w
+    cdef long* bounds = tile.bounds
+    cdef double* stage_d = tile.stage_d
+    cdef double* stage_w = tile.stage_w
+    cdef long* count = tile.count
+    cdef double* rd = tile.rd
+    cdef double* gram = tile.gram
+    cdef bint direct = tile.direct
     cdef int p, q, k, i, c, m, first, st, rows = _gram_rows(D)
     cdef double mu
     for p in range(n):
@@ -685,7 +836,7 @@ cdef void _stage_tile(
         bounds[k] = bounds[k - 1]
     bounds[0] = 0
     if cov == DIAG or cov == SPHERICAL:
-        _moments_gathered(xt, order, order_w, bounds, means, K, D, nk, s1, s2)
+        _moments_gathered(model, tile, out)
         return
     for k in range(K):
         first = bounds[k]
@@ -694,7 +845,7 @@ cdef void _stage_tile(
             continue
         st = 0 if direct else k
         if not direct and count[k] + m > TILE:
-            _moments_dense(stage_d + k * rows * TILE, stage_w + k * TILE, count[k], cov, k, D, rd, gram, nk, s1, s2)
+            _moments_dense(stage_d + k * rows * TILE, stage_w + k * TILE, count[k], cov, k, D, rd, gram, out)
             count[k] = 0
         c = 0 if direct else count[k]
         for i in range(D):
@@ -704,7 +855,7 @@ cdef void _stage_tile(
         for q in range(m):
             stage_w[st * TILE + c + q] = order_w[first + q]
         if direct:
-            _moments_dense(stage_d, stage_w, m, cov, k, D, rd, gram, nk, s1, s2)
+            _moments_dense(stage_d, stage_w, m, cov, k, D, rd, gram, out)
         else:
             count[k] = c + m
 
@@ -713,116 +864,68 @@ cdef void _stage_tile(
 
 
 def accumulate_blocks(
-    const floating[:, :] X, const double[::1] w, bint weighted, int cov, const double[:, ::1] means,
-    const double[::1] U, const double[::1] log_const, Py_ssize_t block_size, double[:, ::1] ll_tw, double[:, ::1] nk,
-    double[:, ::1] s1, double[:, ::1] s2, int stages, double dense_live, int n_threads,
+    const floating[:, :] X, const double[::1] w, bint weighted, tuple model, tuple partials, tuple plan,
+    int n_threads,
 ):
-    """The one-pass statistics, block b's partials into row b of ``ll_tw`` (2), ``nk`` (K), ``s1`` (K D) and
-    ``s2`` (flattened, see ``_moments_dense``); ``stages`` is K, or 1 to reduce each tile's rows at once; tiles
-    whose points keep more than ``dense_live`` of the components live take the dense path."""
+    """The one-pass statistics, block b's partials into row b of ``partials`` ``(ll_tw, nk, s1, s2)``: ``ll_tw``
+    (2), ``nk`` (K), ``s1`` (K D) and ``s2`` (flattened, see ``_moments_dense``). ``model`` is ``(cov, means, U,
+    log_const)`` with U flattened; ``plan`` ``(block_size, stages, dense_live)``: ``stages`` is K, or 1 to reduce
+    each tile's rows at once; tiles whose points keep more than ``dense_live`` of the components live take the
+    dense path."""
+    cdef int cov = model[0]
+    cdef const double[:, ::1] means = model[1]
+    cdef const double[::1] U = model[2]
+    cdef const double[::1] log_const = model[3]
+    cdef double[:, ::1] ll_tw = partials[0]
+    cdef double[:, ::1] nk = partials[1]
+    cdef double[:, ::1] s1 = partials[2]
+    cdef double[:, ::1] s2 = partials[3]
+    cdef Py_ssize_t block_size = plan[0]
+    cdef int stages = plan[1]
+    cdef double dense_live = plan[2]
     cdef Py_ssize_t n_samples = X.shape[0], start, block_end
     cdef int D = X.shape[1], K = means.shape[0], n_blocks = ll_tw.shape[0]
     cdef int b, n, n_pairs, k, live, rows = _gram_rows(D)
-    cdef double *xt
-    cdef double *gram
-    cdef double *diff
-    cdef double *y
-    cdef double *a
-    cdef double *rd
-    cdef double *stage_d
-    cdef double *stage_w
-    cdef double *wt
-    cdef double *top
-    cdef double *floor_
-    cdef double *total
-    cdef double *pair_v
-    cdef double *pair_r
-    cdef double *order_w
-    cdef long *count
-    cdef long *best
-    cdef long *n_kept
-    cdef long *pair_p
-    cdef long *pair_k
-    cdef long *order
-    cdef long *bounds
+    cdef Model m = Model(cov, K, D, &means[0, 0], &U[0], &log_const[0])
+    cdef Partials out
+    cdef Tile tile
     cdef const double* w_ptr = &w[0] if weighted else NULL
     cdef int failed = 0
     cdef int* failed_ptr = &failed  # written through a pointer: shared by the threads
     cdef bint ok
     with nogil, parallel(num_threads=n_threads):
-        xt = <double*> calloc(D * TILE, sizeof(double))
-        diff = <double*> malloc(sizeof(double) * rows * TILE)
-        y = <double*> malloc(sizeof(double) * TILE)
-        a = <double*> malloc(sizeof(double) * K * TILE)
-        rd = <double*> malloc(sizeof(double) * rows * TILE)
-        gram = <double*> malloc(sizeof(double) * rows * rows)
-        stage_d = <double*> malloc(sizeof(double) * stages * rows * TILE)
-        stage_w = <double*> malloc(sizeof(double) * stages * TILE)
-        wt = <double*> malloc(sizeof(double) * TILE)
-        top = <double*> malloc(sizeof(double) * TILE)
-        floor_ = <double*> malloc(sizeof(double) * TILE)
-        total = <double*> malloc(sizeof(double) * TILE)
-        pair_v = <double*> malloc(sizeof(double) * K * TILE)
-        pair_r = <double*> malloc(sizeof(double) * K * TILE)
-        order_w = <double*> malloc(sizeof(double) * K * TILE)
-        count = <long*> malloc(sizeof(long) * K)
-        best = <long*> malloc(sizeof(long) * TILE)
-        n_kept = <long*> malloc(sizeof(long) * TILE)
-        pair_p = <long*> malloc(sizeof(long) * K * TILE)
-        pair_k = <long*> malloc(sizeof(long) * K * TILE)
-        order = <long*> malloc(sizeof(long) * K * TILE)
-        bounds = <long*> malloc(sizeof(long) * (K + 1))
-        ok = (
-            xt != NULL and diff != NULL and y != NULL and a != NULL and rd != NULL and stage_d != NULL
-            and stage_w != NULL and wt != NULL and top != NULL and floor_ != NULL and total != NULL
-            and pair_v != NULL and pair_r != NULL and order_w != NULL and count != NULL and best != NULL and n_kept != NULL
-            and pair_p != NULL and pair_k != NULL and order != NULL and bounds != NULL and gram != NULL
-        )
+        tile = _tile_buffers(K, D, stages)
+        ok = tile.memory != NULL
         if not ok:
             failed_ptr[0] = 1
-        else:
-            _gram_buffer_rows(diff, 1, D)
-            _gram_buffer_rows(rd, 1, D)
-            _gram_buffer_rows(stage_d, stages, D)
         for b in prange(n_blocks, schedule="static"):
             if not ok:
                 continue
             for k in range(K):
-                count[k] = 0
+                tile.count[k] = 0
+            out = Partials(&nk[b, 0], &s1[b, 0], &s2[b, 0])
             block_end = min((b + 1) * block_size, n_samples)
             start = b * block_size
             while start < block_end:
                 n = <int> min(TILE, block_end - start)
-                _load_tile(X, start, n, xt)
-                _log_prob_tile(xt, n, cov, &means[0, 0], &U[0], &log_const[0], K, D, diff, y, a)
-                live = _live_components(a, n, K, top, best, floor_, n_kept)
+                _load_tile(X, start, n, tile.xt)
+                _log_prob_tile(&m, &tile, n)
+                live = _live_components(tile.a, n, K, tile.top, tile.best, tile.floor_, tile.n_kept)
                 if live > dense_live * n * K:
-                    _responsibilities_dense(a, n, K, top, floor_, n_kept, total, pair_v, pair_r)
-                    _add_log_likelihood(top, total, n, w_ptr, start, weighted, wt, &ll_tw[b, 0])
-                    _moments_tile(
-                        xt, n, pair_r, wt, total, cov, &means[0, 0], K, D, y, diff, rd, gram, &nk[b, 0], &s1[b, 0],
-                        &s2[b, 0],
-                    )
+                    _responsibilities_dense(tile.a, n, K, tile.top, tile.floor_, tile.n_kept, tile.total, tile.pair_v,
+                                            tile.pair_r)
+                    _add_log_likelihood(tile.top, tile.total, n, w_ptr, start, weighted, tile.wt, &ll_tw[b, 0])
+                    _moments_tile(&m, &tile, n, out)
                 else:
-                    n_pairs = _responsibilities_sparse(
-                        a, n, K, top, best, floor_, n_kept, total, pair_p, pair_k, pair_v, pair_r
-                    )
-                    _add_log_likelihood(top, total, n, w_ptr, start, weighted, wt, &ll_tw[b, 0])
-                    _stage_tile(
-                        xt, n, best, n_kept, total, wt, pair_p, pair_k, pair_r, n_pairs, cov, &means[0, 0], K, D,
-                        order, order_w, bounds, stage_d, stage_w, count, rd, gram, &nk[b, 0], &s1[b, 0], &s2[b, 0],
-                        stages < K,
-                    )
+                    n_pairs = _responsibilities_sparse(&tile, n, K)
+                    _add_log_likelihood(tile.top, tile.total, n, w_ptr, start, weighted, tile.wt, &ll_tw[b, 0])
+                    _stage_tile(&m, &tile, n, n_pairs, out)
                 start = start + TILE
             for k in range(K):
-                if count[k] > 0:
-                    _moments_dense(
-                        stage_d + k * rows * TILE, stage_w + k * TILE, count[k], cov, k, D, rd, gram, &nk[b, 0],
-                        &s1[b, 0], &s2[b, 0],
-                    )
-        free(xt); free(gram); free(diff); free(y); free(a); free(rd); free(stage_d); free(stage_w); free(wt); free(top)
-        free(floor_); free(total); free(pair_v); free(pair_r); free(order_w); free(count); free(best); free(n_kept); free(pair_p)
-        free(pair_k); free(order); free(bounds)
+                if tile.count[k] > 0:
+                    _moments_dense(tile.stage_d + k * rows * TILE, tile.stage_w + k * TILE, tile.count[k], cov, k, D,
+                                   tile.rd, tile.gram, out)
+        free(tile.memory)
     if failed:
         raise MemoryError(f"fastgmm: cannot allocate the statistics buffers of a thread (K={K}, D={D})")
 
@@ -836,31 +939,26 @@ def weighted_log_prob_rows(
     cdef int D = X.shape[1], K = means.shape[0]
     cdef int t, n, p, k
     cdef int n_tiles = <int> ((n_samples + TILE - 1) // TILE)
-    cdef double *xt
-    cdef double *diff
-    cdef double *y
-    cdef double *a
+    cdef Model m = Model(cov, K, D, &means[0, 0], &U[0], &log_const[0])
+    cdef Tile tile
     cdef int failed = 0
     cdef int* failed_ptr = &failed
     cdef bint ok
     with nogil, parallel(num_threads=n_threads):
-        xt = <double*> calloc(D * TILE, sizeof(double))
-        diff = <double*> malloc(sizeof(double) * D * TILE)
-        y = <double*> malloc(sizeof(double) * TILE)
-        a = <double*> malloc(sizeof(double) * K * TILE)
-        ok = xt != NULL and diff != NULL and y != NULL and a != NULL
+        tile = _log_prob_buffers(K, D)
+        ok = tile.xt != NULL and tile.diff != NULL and tile.y != NULL and tile.a != NULL
         if not ok:
             failed_ptr[0] = 1
         for t in prange(n_tiles, schedule="static"):
             if not ok:
                 continue
             n = <int> min(TILE, n_samples - t * TILE)
-            _load_tile(X, t * TILE, n, xt)
-            _log_prob_tile(xt, n, cov, &means[0, 0], &U[0], &log_const[0], K, D, diff, y, a)
+            _load_tile(X, t * TILE, n, tile.xt)
+            _log_prob_tile(&m, &tile, n)
             for p in range(n):
                 for k in range(K):
-                    out[t * TILE + p, k] = a[k * TILE + p]
-        free(xt); free(diff); free(y); free(a)
+                    out[t * TILE + p, k] = tile.a[k * TILE + p]
+        free(tile.xt); free(tile.diff); free(tile.y); free(tile.a)
     if failed:
         raise MemoryError(f"fastgmm: cannot allocate the log-probability buffers of a thread (K={K}, D={D})")
 
@@ -933,10 +1031,13 @@ def lloyd_step_blocks(
 
 def label_statistics_blocks(
     const floating[:, :] X, const double[::1] w, bint weighted, const int[::1] labels,
-    const double[:, ::1] shift, int cov, Py_ssize_t block_size, double[:, ::1] nk, double[:, ::1] s1,
-    double[:, ::1] s2, int n_threads,
+    const double[:, ::1] shift, int cov, Py_ssize_t block_size, tuple partials, int n_threads,
 ):
-    """Per-block (nk, s1, s2) of hard assignments (label -1: none), s2 laid out as in ``_moments_dense``."""
+    """Per-block ``partials`` ``(nk, s1, s2)`` of hard assignments (label -1: none), s2 laid out as in
+    ``_moments_dense``."""
+    cdef double[:, ::1] nk = partials[0]
+    cdef double[:, ::1] s1 = partials[1]
+    cdef double[:, ::1] s2 = partials[2]
     cdef Py_ssize_t n_samples = X.shape[0], row
     cdef int D = X.shape[1], b, k, i, j, off
     cdef double wn

@@ -5,7 +5,8 @@ import functools
 
 import numpy as np
 
-FULL, TIED, DIAG, SPHERICAL = 0, 1, 2, 3
+from ._constants import DIAG, FULL, SPHERICAL, TIED
+
 CODES = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": SPHERICAL}
 
 

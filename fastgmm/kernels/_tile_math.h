@@ -21,14 +21,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#define FASTGMM_TILE 256
-#define FASTGMM_FULL 0
-#define FASTGMM_TIED 1
-#define FASTGMM_DIAG 2
-/* The limits of numba_._MAX_STATIC_FEATURES, for the same reason: past 12 features the unrolled triangle of full and
- * tied runs out of registers. */
-#define FASTGMM_MAX_STATIC_TRIANGLE 12
-#define FASTGMM_MAX_STATIC_DIAGONAL 16
+/* TILE, the covariance codes, the limits of the compiled-for-D tile (MAX_STATIC_TRIANGLE, MAX_STATIC_DIAGONAL) and
+ * the constants of the exp: generated from _constants.py by setup.py. */
+#include "_kernel_constants.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FASTGMM_STATIC_TILE 1
@@ -83,8 +78,6 @@ static inline __attribute__((always_inline)) void fastgmm_component_tile(
         fastgmm_store4(a + p, c - 0.5 * acc);
     }
 }
-
-#define FASTGMM_SPHERICAL 3
 
 #define FASTGMM_DEFINE_STATIC_TILE(D)                                                                               \
     static void fastgmm_static_tile_##D(const double* xt, int n, int cov, const double* means, const double* U,    \
@@ -179,8 +172,8 @@ static void fastgmm_exp_nonpositive(const double* __restrict__ x, double* __rest
 #if defined(__clang__)
 #pragma clang fp reassociate(off)
 #endif
-    const double log2e = 1.4426950408889634, ln2_hi = 0.6931471803691238, ln2_lo = 1.9082149292705877e-10;
-    const double shifter = 6755399441055744.0, exp_min = -708.0;
+    const double log2e = FASTGMM_LOG2E, ln2_hi = FASTGMM_LN2_HI, ln2_lo = FASTGMM_LN2_LO;
+    const double shifter = FASTGMM_EXP_SHIFTER, exp_min = FASTGMM_EXP_MIN;
     for (int p = 0; p < n; p++) {
         double v = x[p] > exp_min ? x[p] : exp_min;
         double t = v * log2e + shifter;

@@ -6,6 +6,7 @@ import numpy as np
 from .._threads import openmp_threads as threads  # noqa: F401 (the backend's thread policy)
 from .._threads import openmp_thread_count
 from . import _cython  # ImportError when the extension was not built: the backend is then unusable
+from ._constants import TILE
 from ._layouts import CODES, as_3d, finish_s2, s2_block_shape
 from ._passes import dense_live as default_dense_live
 from ._passes import n_blocks, reduce_in_rounds, staged_components, sum_in_order
@@ -48,22 +49,21 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
                dense_live=None):
     """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``
     (``dense_live`` as in ``numba_.accumulate``)."""
-    cov, means, U, log_const = _prepare(covariance_type, means, precisions_cholesky, log_const)
+    model = _prepare(covariance_type, means, precisions_cholesky, log_const)
+    cov, means = model[0], model[1]
     X = _rows(X)
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     s2_shape = s2_block_shape(cov, n_components, n_features)
     w, weighted = _weights(sample_weight)
-    stages = staged_components(n_components, n_features, _cython.TILE_ROWS)
     n_threads = _n_threads()
     if dense_live is None:
         dense_live = default_dense_live(covariance_type, n_features)
+    plan = (block_size, staged_components(n_components, n_features, TILE), float(dense_live))
 
     def fill(rows, ll_tw, nk, s1, s2):
-        _cython.accumulate_blocks(
-            X[rows], w[rows] if weighted else w, weighted, cov, means, U, log_const, block_size, ll_tw, nk, s1, s2,
-            stages, float(dense_live), n_threads,
-        )
+        _cython.accumulate_blocks(X[rows], w[rows] if weighted else w, weighted, model, (ll_tw, nk, s1, s2), plan,
+                                  n_threads)
 
     shapes = [(2,), (n_components,), (n_components * n_features,), (int(np.prod(s2_shape)),)]
     ll_tw, nk, s1, s2 = reduce_in_rounds(fill, n_samples, block_size, shapes, n_threads)
@@ -117,7 +117,7 @@ def label_statistics(X, sample_weight, labels, shift, covariance_type, block_siz
 
     def fill(rows, nk, s1, s2):
         _cython.label_statistics_blocks(
-            X[rows], w[rows] if weighted else w, weighted, labels[rows], shift, cov, block_size, nk, s1, s2, n_threads
+            X[rows], w[rows] if weighted else w, weighted, labels[rows], shift, cov, block_size, (nk, s1, s2), n_threads
         )
 
     shapes = [(n_components,), (n_components * n_features,), (int(np.prod(s2_shape)),)]

@@ -15,6 +15,11 @@ the fraction of its (point, component) pairs that count (``_passes.dense_live``)
 or two components (the pairs gathered, exp over them alone, staged by component for long reductions), or dense,
 where components overlap (one exp sweep over every pair, the moments straight from the tile's columns).
 
+Arguments travel in groups, tuples that cost nothing to pack and unpack (LLVM sees through them), each named once:
+``model`` ``(cov, means, U, log_const)``, the components in the kernel layouts (``_prepare``); ``plan`` how a pass
+cuts and routes the work; ``partials`` a pass's per-block statistics; ``tile``, ``resp`` and ``staging`` a thread's
+buffers (``_e_step_buffers``). X comes first and alone, for ``_as_compiled``.
+
 Every kernel is compiled with ``cache=True``. Measured here, the first fit of a fresh process takes ~30 s of
 compilation with an empty cache and 0.75 s with a warm one, so the cache is worth its known risk: parallel kernels
 loaded from a cache written under another thread count used to crash (numba issue 7518, the reason pynndescent
@@ -43,6 +48,8 @@ from numba.core.dispatcher import Dispatcher
 
 from .._threads import numba_threads as threads  # noqa: F401 (the backend's thread policy)
 from . import _passes
+from ._constants import (EXP_MIN, EXP_SHIFTER, LN2_HI, LN2_LO, LOG2E, LOG_CHUNK, LOG_NEGLIGIBLE, MAX_SMALL_FEATURES,
+                         MAX_STATIC_DIAGONAL, MAX_STATIC_TRIANGLE, TILE)
 from ._layouts import CODES, DIAG, FULL, SPHERICAL, TIED, as_3d, finish_s2, from_3d, s2_block_shape
 from ._passes import n_blocks, reduce_in_rounds, staged_components, sum_in_order
 from .numpy_ import responsibility_moments  # noqa: F401 (the reference's: one pass per random initialisation)
@@ -295,9 +302,6 @@ def _one_launch_at_a_time(function):
 
     return serialised
 
-# Rows per tile: (D, TILE) float64 buffers of a few tiles stay in L1/L2 for the small D this loop is for.
-TILE = 256
-
 # Reductions over the rows of a tile vectorise only if LLVM may reassociate the sum; 'contract' allows FMAs. NaN and
 # inf semantics are kept (no 'nnan'/'ninf'): log-likelihoods may legitimately be -inf.
 _REDUCE_MATH = {"reassoc", "contract"}
@@ -365,14 +369,7 @@ def _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a):
             a[k, p] = c - 0.5 * a[k, p]
 
 
-# A component whose weighted log-probability lies more than this below the point's largest one gets responsibility
-# zero: its exact share is below 2^-100 (< 8e-31). Dropping it leaves the point's responsibility sum unchanged to the
-# last bit (that sum is >= 1 and each dropped term is below half an ulp of 1), and changes N_k, S1_k and S2_k by at most
-# n_samples * 2^-100 * (spread of the data)^(0, 1, 2) in absolute terms (< 1e-21 for a billion rows), below the
-# rounding of any component that holds a meaningful fraction of a point. It is what makes the E-step cost ~ N K D
-# comparisons plus one exp per point and component that matters, and the moments ~ N D^2 instead of N K D^2, when the
-# components are well separated.
-_LOG_NEGLIGIBLE = -100.0 * math.log(2.0)
+# LOG_NEGLIGIBLE (``_constants``): why a share below 2^-100 of a point's best one is dropped exactly.
 
 
 # Up to this many features the kernels are compiled for the exact D: the loops over features unroll, the loop over
@@ -382,7 +379,8 @@ _LOG_NEGLIGIBLE = -100.0 * math.log(2.0)
 # ``benchmarks/kernel_paths.py`` (K=8), the compiled-for-D tile is 1.7x faster than the generic one up to D=12
 # and 2x slower at D=14 and 16; for diag the whole statistics pass at D=16, K=16 is still 1.3x faster compiled-for-D.
 # The same script measured the large-D alternative, BLAS per tile, and found no D where it gains beyond the noise.
-_MAX_STATIC_FEATURES = {FULL: 12, TIED: 12, DIAG: 16, SPHERICAL: 16}
+_MAX_STATIC_FEATURES = {FULL: MAX_STATIC_TRIANGLE, TIED: MAX_STATIC_TRIANGLE, DIAG: MAX_STATIC_DIAGONAL,
+                        SPHERICAL: MAX_STATIC_DIAGONAL}
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -461,11 +459,12 @@ def _add_upper(gram, n_features, kk, s2):
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _moments_dense(d, rw, m, cov, k, rd, gram, nk, s1, s2):
+def _moments_dense(d, rw, m, cov, k, rd, gram, partials):
     """Add the full/tied moments of ``m`` centred columns ``d`` (``_layouts.gram_rows(D)`` rows, >= m columns, zero
     after row D; see ``_gram_buffer``) with weights ``rw`` to component k's partials; ``rd`` is scratch of d's
     shape, zero after row D, ``gram`` (gram_rows(D), gram_rows(D)) scratch. S2's upper triangle is
-    ``_gram_upper``'s; S1 comes out of the sweep that weights the columns."""
+    ``_gram_upper``'s; S1 comes out of the sweep that weights the columns. ``partials`` is ``(nk, s1, s2)``."""
+    nk, s1, s2 = partials
     n_features = s1.shape[1]
     total = 0.0
     for q in range(m):
@@ -483,9 +482,10 @@ def _moments_dense(d, rw, m, cov, k, rd, gram, nk, s1, s2):
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _moments_gathered(xt, order, order_w, bounds, means, nk, s1, s2):
+def _moments_gathered(xt, order, order_w, bounds, means, partials):
     """Diagonal moments straight from the tile's rows grouped by component (``_stage_tile``): with 3 D operations
     per row there is nothing for staging to amortise."""
+    nk, s1, s2 = partials
     n_components, n_features = means.shape
     for k in range(n_components):
         first, last = bounds[k], bounds[k + 1]
@@ -509,10 +509,7 @@ def _moments_gathered(xt, order, order_w, bounds, means, nk, s1, s2):
 
 
 @njit(cache=True)
-def _stage_tile(
-    xt, n, best, n_kept, total, wt, pair_p, pair_k, pair_r, n_pairs, cov, means, order, order_w, bounds, stage_d,
-    stage_w, count, rd, gram, nk, s1, s2,
-):
+def _stage_tile(xt, n, wt, resp, n_pairs, cov, means, staging, partials):
     """Stage every (row, component) pair of the tile with a non-negligible responsibility, each row's best component
     (responsibility ``1 / total``) and the other pairs (see ``_responsibilities_tile``), centred on the component's
     mean, in the component's staging columns; a full stage is first reduced into the block's partials.
@@ -522,6 +519,8 @@ def _stage_tile(
     ``order_w``, ``bounds``) so that each component's rows are copied in one sweep of contiguous stores; a store per
     row and feature scattered over the whole stage measured 3x slower.
     """
+    _, best, _, n_kept, total, pair_p, pair_k, _, pair_r, _ = resp
+    order, order_w, bounds, stage_d, stage_w, count, rd, gram = staging
     n_components, n_features = means.shape
     capacity = stage_w.shape[1]
     # From here on ``wt`` is the weight over the responsibility sum: w_p / total_p (NaN where total is).
@@ -555,7 +554,7 @@ def _stage_tile(
         bounds[k] = bounds[k - 1]
     bounds[0] = 0
     if cov == DIAG or cov == SPHERICAL:
-        _moments_gathered(xt, order, order_w, bounds, means, nk, s1, s2)
+        _moments_gathered(xt, order, order_w, bounds, means, partials)
         return
     direct = stage_w.shape[0] < n_components
     for k in range(n_components):
@@ -567,7 +566,7 @@ def _stage_tile(
         # ``staged_components``).
         s = 0 if direct else k
         if not direct and count[k] + m > capacity:
-            _moments_dense(stage_d[k], stage_w[k], count[k], cov, k, rd, gram, nk, s1, s2)
+            _moments_dense(stage_d[k], stage_w[k], count[k], cov, k, rd, gram, partials)
             count[k] = 0
         c = 0 if direct else count[k]
         for i in range(n_features):
@@ -577,30 +576,28 @@ def _stage_tile(
         for q in range(m):
             stage_w[s, c + q] = order_w[first + q]
         if direct:
-            _moments_dense(stage_d[0], stage_w[0], m, cov, k, rd, gram, nk, s1, s2)
+            _moments_dense(stage_d[0], stage_w[0], m, cov, k, rd, gram, partials)
         else:
             count[k] = c + m
 
 
 @njit(cache=True)
-def _flush_stages(cov, stage_d, stage_w, count, rd, gram, nk, s1, s2):
+def _flush_stages(cov, staging, partials):
+    _, _, _, stage_d, stage_w, count, rd, gram = staging
     for k in range(count.shape[0]):
         if count[k] > 0:
-            _moments_dense(stage_d[k], stage_w[k], count[k], cov, k, rd, gram, nk, s1, s2)
+            _moments_dense(stage_d[k], stage_w[k], count[k], cov, k, rd, gram, partials)
             count[k] = 0
 
 
-# Up to this many features, full and tied moments of a dense tile are summed point by point in registers (one sweep
-# per component, 1 + D + D (D + 1) / 2 sums) instead of by ``_moments_dense``'s Gram blocks, whose padding to 4 x 4
-# wastes most of their FMAs there (D = 2: 3x fewer operations; D = 4: 16 products for 10, and the columns stored
-# between the sweeps: 1.78 -> 1.06 us per tile of 256 rows and 3 components).
-_MAX_SMALL_FEATURES = 4
+# MAX_SMALL_FEATURES (``_constants``): up to it, full and tied moments of a dense tile are register sums.
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _moments_small(xt, n, rw, means, k, kk, nk, s1, s2, features):
+def _moments_small(xt, n, rw, means, k, kk, partials, features):
     """Full/tied moments of component k over a tile's columns with weights ``rw``, for ``len(features)`` <=
-    ``_MAX_SMALL_FEATURES`` (a compile-time constant: the other branches are compiled away)."""
+    ``MAX_SMALL_FEATURES`` (a compile-time constant: the other branches are compiled away)."""
+    nk, s1, s2 = partials
     D = len(features)
     if D == 1:
         m0 = means[k, 0]
@@ -702,20 +699,23 @@ def _moments_small(xt, n, rw, means, k, kk, nk, s1, s2, features):
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _moments_tile(xt, n, r, wt, total, cov, means, rw, diff, rd, gram, nk, s1, s2, features):
-    """Add the moments of the whole tile, every component, to the block's partials, from the dense
+def _moments_tile(xt, n, r, wt, total, cov, means, scratch, partials, features):
+    """Add the moments of the whole tile, every component, to the block's partials ``(nk, s1, s2)``, from the dense
     responsibilities ``r`` (``_responsibilities_dense``): the rows are already contiguous columns of ``xt``, so
-    there is nothing to stage. ``diff``, ``rd`` and ``gram`` are ``_moments_dense``'s buffers; ``features`` as for
-    ``_accumulate``. A row of weight zero or without a live component (total NaN) adds nothing."""
+    there is nothing to stage. ``scratch`` is ``(rw, diff, rd, gram)``: a row of weights and ``_moments_dense``'s
+    buffers; ``features`` as for ``_accumulate``. A row of weight zero or without a live component (total NaN) adds
+    nothing."""
+    rw, diff, rd, gram = scratch
+    nk, s1, s2 = partials
     n_components, n_features = means.shape
     for p in range(n):
         wt[p] = wt[p] / total[p]
     for k in range(n_components):
-        if (cov == FULL or cov == TIED) and 0 < len(features) <= _MAX_SMALL_FEATURES:
+        if (cov == FULL or cov == TIED) and 0 < len(features) <= MAX_SMALL_FEATURES:
             for p in range(n):
                 c = r[k * n + p] * wt[p]
                 rw[p] = c if wt[p] > 0.0 else 0.0
-            _moments_small(xt, n, rw, means, k, 0 if cov == TIED else k, nk, s1, s2, features)
+            _moments_small(xt, n, rw, means, k, 0 if cov == TIED else k, partials, features)
             continue
         total_k = 0.0
         for p in range(n):
@@ -783,11 +783,7 @@ def _moments_tile(xt, n, r, wt, total, cov, means, rw, diff, rd, gram, nk, s1, s
 # math.exp does not vectorise and costs ~7x more. 2^m is built from the bits of the double x / ln 2 + 1.5 * 2^52,
 # whose low mantissa bits hold m (AVX2 has no double-to-int64 vector conversion). Below -708 the result is 0: exact
 # to the last bit for the responsibilities, whose largest term is 1.
-_LOG2E = 1.4426950408889634
-_LN2_HI = 0.6931471803691238
-_LN2_LO = 1.9082149292705877e-10
-_SHIFTER = 6755399441055744.0  # 1.5 * 2**52
-_EXP_MIN = -708.0
+# Its constants (LOG2E, LN2_HI, LN2_LO, EXP_SHIFTER = 1.5 * 2^52, EXP_MIN) are in ``_constants``.
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -797,11 +793,11 @@ def _exp_nonpositive(x, out, n, shifted):
     bits = shifted.view(np.int64)
     for p in range(n):
         v = x[p]
-        v = v if v > _EXP_MIN else _EXP_MIN
-        t = v * _LOG2E + _SHIFTER
+        v = v if v > EXP_MIN else EXP_MIN
+        t = v * LOG2E + EXP_SHIFTER
         shifted[p] = t
-        m = t - _SHIFTER
-        r = (v - m * _LN2_HI) - m * _LN2_LO
+        m = t - EXP_SHIFTER
+        r = (v - m * LN2_HI) - m * LN2_LO
         # Estrin's scheme: the same polynomial in four dependent steps instead of Horner's thirteen, so that the
         # loop runs at the FMA rate rather than at its latency (2.1 -> ns per exp).
         r2 = r * r
@@ -811,7 +807,7 @@ def _exp_nonpositive(x, out, n, shifted):
         q2 = (1.0 / 40320.0 + r * (1.0 / 362880.0)) + r2 * (1.0 / 3628800.0 + r * (1.0 / 39916800.0))
         q3 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0)
         q = (q0 + r4 * q1) + (r4 * r4) * (q2 + r4 * q3)
-        out[p] = q if x[p] > _EXP_MIN else 0.0
+        out[p] = q if x[p] > EXP_MIN else 0.0
     for p in range(n):
         bits[p] = (bits[p] + 1023) << 52
     for p in range(n):
@@ -819,10 +815,12 @@ def _exp_nonpositive(x, out, n, shifted):
 
 
 @njit(cache=True)
-def _live_components(a, n, top, best, floor, n_kept):
-    """Per point of a tile's weighted log-probabilities ``a`` (K, T): ``top`` the largest, ``best`` its component,
-    ``floor`` = top + ``_LOG_NEGLIGIBLE``, ``n_kept`` how many components lie above the floor (0 when no component
+def _live_components(a, n, resp):
+    """Per point of a tile's weighted log-probabilities ``a`` (K, T), into ``resp``: ``top`` the largest, ``best`` its
+    component,
+    ``floor`` = top + ``LOG_NEGLIGIBLE``, ``n_kept`` how many components lie above the floor (0 when no component
     can explain the point: all -inf). Returns the tile's sum of ``n_kept``. The scans vectorise."""
+    top, best, floor, n_kept = resp[0], resp[1], resp[2], resp[3]
     n_components = a.shape[0]
     for p in range(n):
         top[p] = a[0, p]
@@ -834,7 +832,7 @@ def _live_components(a, n, top, best, floor, n_kept):
             top[p] = v if v > t else t
             best[p] = k if v > t else j
     for p in range(n):
-        floor[p] = top[p] + _LOG_NEGLIGIBLE
+        floor[p] = top[p] + LOG_NEGLIGIBLE
         n_kept[p] = 0
     for k in range(n_components):
         for p in range(n):
@@ -846,12 +844,13 @@ def _live_components(a, n, top, best, floor, n_kept):
 
 
 @njit(cache=True)
-def _responsibilities_sparse(a, n, top, best, floor, n_kept, total, pair_p, pair_k, pair_v, pair_r, shifted):
+def _responsibilities_sparse(a, n, resp):
     """The responsibilities of a tile, sparse, after ``_live_components``: each point's best component has the
     unnormalised responsibility exp(0) = 1; the other non-negligible components come as pairs: rows ``pair_p``,
     components ``pair_k``, unnormalised responsibilities ``pair_r = exp(a - top)``. ``total`` is the sum of a point's
     unnormalised responsibilities (NaN when n_kept is 0, as in the reference): the responsibility is ``r / total``
     and the point's log-likelihood ``top + log(total)``. Returns the number of pairs; exp runs over them alone."""
+    top, best, floor, n_kept, total, pair_p, pair_k, pair_v, pair_r, shifted = resp
     n_components = a.shape[0]
     n_pairs = 0
     for p in range(n):
@@ -871,10 +870,12 @@ def _responsibilities_sparse(a, n, top, best, floor, n_kept, total, pair_p, pair
 
 
 @njit(cache=True)
-def _responsibilities_dense(a, n, top, floor, n_kept, total, v, r, shifted):
-    """The responsibilities of a tile, dense, after ``_live_components``: ``r[k * n + p] = exp(a[k, p] - top[p])``,
-    zero where the component is negligible (as the sparse path leaves it out), and ``total`` as there. One exp
-    sweep over all K n entries instead of the gather of pairs, when most of them are live."""
+def _responsibilities_dense(a, n, resp):
+    """The responsibilities of a tile, dense, after ``_live_components``: ``r[k * n + p] = exp(a[k, p] - top[p])``
+    in ``resp``'s ``pair_r``, zero where the component is negligible (as the sparse path leaves it out), and
+    ``total`` as there. One exp sweep over all K n entries instead of the gather of pairs, when most of them are
+    live."""
+    top, _, floor, n_kept, total, _, _, v, r, shifted = resp
     n_components = a.shape[0]
     for k in range(n_components):
         for p in range(n):
@@ -892,14 +893,13 @@ def _responsibilities_dense(a, n, top, floor, n_kept, total, v, r, shifted):
 
 
 
-# Factors per product of likelihood sums: each sum lies in [1, K], so 32 of them stay below 2^1024 for K < 2^31.
-_LOG_CHUNK = 32
+# LOG_CHUNK (``_constants``): factors per product of likelihood sums, each in [1, K].
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
 def _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw):
     """Add ``sum_p w_p (top_p + log total_p)`` and ``sum_p w_p`` to ``ll_tw[0]`` and ``ll_tw[1]``; fill the tile's
-    weights ``wt``. Without weights one log serves ``_LOG_CHUNK`` points (a scalar log costs as much as the
+    weights ``wt``. Without weights one log serves ``LOG_CHUNK`` points (a scalar log costs as much as the
     vectorised rest of a point's work): eight running products over interleaved points, so that the multiplications
     do not wait on each other, and the sum of ``top`` vectorised."""
     if weighted:
@@ -915,7 +915,7 @@ def _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw):
     for p in range(n):
         wt[p] = 1.0
         s += top[p]
-    span = 8 * _LOG_CHUNK
+    span = 8 * LOG_CHUNK
     for c in range(0, n - span + 1, span):
         p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 1.0
         for q in range(c, c + span, 8):
@@ -930,9 +930,9 @@ def _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw):
         s += ((math.log(p0) + math.log(p1)) + (math.log(p2) + math.log(p3))) + (
             (math.log(p4) + math.log(p5)) + (math.log(p6) + math.log(p7))
         )
-    for c in range(n - n % span, n, _LOG_CHUNK):
+    for c in range(n - n % span, n, LOG_CHUNK):
         product = 1.0
-        for p in range(c, min(c + _LOG_CHUNK, n)):
+        for p in range(c, min(c + LOG_CHUNK, n)):
             product *= total[p]
         s += math.log(product)
     ll_tw[0] += s
@@ -940,9 +940,11 @@ def _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw):
 
 
 @njit(cache=True)
-def _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y, a):
-    """Load rows ``start:start+n`` into ``xt`` and their weighted log-probabilities into ``a`` (K, T), by the
-    compiled-for-D tile when ``features`` is non-empty."""
+def _tile_log_prob(X, start, n, model, features, tile):
+    """Load rows ``start:start+n`` into the tile's ``xt`` and their weighted log-probabilities into its ``a``
+    (K, T), by the compiled-for-D tile when ``features`` is non-empty."""
+    cov, means, U, log_const = model
+    xt, diff, y, a = tile
     _load_tile(X, start, n, xt)
     if len(features) > 0:
         _log_prob_tile_static(xt, n, cov, means, U, log_const, a, features)
@@ -950,65 +952,62 @@ def _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y,
         _log_prob_tile(xt, n, cov, means, U, log_const, diff, y, a)
 
 
+@njit(cache=True)
+def _e_step_buffers(n_components, n_features, stages):
+    """A thread's buffers for ``_accumulate``: ``(tile, resp, staging)``, the groups of ``_tile_log_prob``, of the
+    responsibilities and of ``_stage_tile``."""
+    tile = (np.empty((n_features, TILE)), _gram_buffer(1, TILE, n_features)[0], np.empty(TILE),
+            np.empty((n_components, TILE)))
+    pairs = n_components * TILE
+    resp = (np.empty(TILE), np.empty(TILE, dtype=np.int64), np.empty(TILE), np.empty(TILE, dtype=np.int64),
+            np.empty(TILE), np.empty(pairs, dtype=np.int64), np.empty(pairs, dtype=np.int64), np.empty(pairs),
+            np.empty(pairs), np.empty(pairs))
+    rd = _gram_buffer(1, TILE, n_features)[0]
+    staging = (np.empty(pairs, dtype=np.int64), np.empty(pairs), np.empty(n_components + 1, dtype=np.int64),
+               _gram_buffer(stages, TILE, n_features), np.empty((stages, TILE)),
+               np.zeros(n_components, dtype=np.int64), rd, np.empty((rd.shape[0], rd.shape[0])))
+    return tile, resp, staging
+
+
 @_SerialAndParallel
-def _accumulate(X, w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features,
-                dense_live):
-    """The one-pass statistics, per block into the block's partials; ``stages`` is K, or 1 to reduce each tile's
-    rows at once (``staged_components``); ``features`` is ``(0,) * D`` when D is small enough for the
-    compiled-for-D tile (one compilation per D), else ``()``; a tile whose points keep more than ``dense_live`` of
-    the components live on average takes the dense path (``_passes.dense_live``)."""
+def _accumulate(X, w, weighted, model, plan, partials):
+    """The one-pass statistics, per block into the block's ``partials`` ``(ll_tw, nk, s1, s2)``. ``plan`` is
+    ``(block_size, stages, features, dense_live)``: ``stages`` is K, or 1 to reduce each tile's rows at once
+    (``staged_components``); ``features`` is ``(0,) * D`` when D is small enough for the compiled-for-D tile (one
+    compilation per D), else ``()``; a tile whose points keep more than ``dense_live`` of the components live on
+    average takes the dense path (``_passes.dense_live``)."""
+    cov, means = model[0], model[1]
+    block_size, stages, features, dense_live = plan
+    ll_tw, nk, s1, s2 = partials
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     n_blocks = ll_tw.shape[0]
     for b in prange(n_blocks):
-        xt = np.empty((n_features, TILE))
-        diff = _gram_buffer(1, TILE, n_features)[0]
-        y = np.empty(TILE)
-        a = np.empty((n_components, TILE))
-        rd = _gram_buffer(1, TILE, n_features)[0]
-        gram = np.empty((rd.shape[0], rd.shape[0]))
-        stage_d = _gram_buffer(stages, TILE, n_features)
-        stage_w = np.empty((stages, TILE))
-        count = np.zeros(n_components, dtype=np.int64)
-        wt = np.empty(TILE)
-        top = np.empty(TILE)
-        best = np.empty(TILE, dtype=np.int64)
-        floor = np.empty(TILE)
-        n_kept = np.empty(TILE, dtype=np.int64)
-        total = np.empty(TILE)
-        pair_p = np.empty(n_components * TILE, dtype=np.int64)
-        pair_k = np.empty(n_components * TILE, dtype=np.int64)
-        pair_v = np.empty(n_components * TILE)
-        pair_r = np.empty(n_components * TILE)
-        shifted = np.empty(n_components * TILE)
-        order = np.empty(n_components * TILE, dtype=np.int64)
-        order_w = np.empty(n_components * TILE)
-        bounds = np.empty(n_components + 1, dtype=np.int64)
+        tile, resp, staging = _e_step_buffers(n_components, n_features, stages)
+        xt, diff, y, a = tile
+        top, total, wt = resp[0], resp[4], np.empty(TILE)
+        rd, gram = staging[6], staging[7]
+        block = (nk[b], s1[b], s2[b])
         block_end = min((b + 1) * block_size, n_samples)
         for start in range(b * block_size, block_end, TILE):
             n = min(TILE, block_end - start)
-            _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y, a)
-            live = _live_components(a, n, top, best, floor, n_kept)
+            _tile_log_prob(X, start, n, model, features, tile)
+            live = _live_components(a, n, resp)
             if live > dense_live * n * n_components:
-                _responsibilities_dense(a, n, top, floor, n_kept, total, pair_v, pair_r, shifted)
+                _responsibilities_dense(a, n, resp)
                 _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw[b])
-                _moments_tile(xt, n, pair_r, wt, total, cov, means, y, diff, rd, gram, nk[b], s1[b], s2[b], features)
+                _moments_tile(xt, n, resp[8], wt, total, cov, means, (y, diff, rd, gram), block, features)
                 continue
-            n_pairs = _responsibilities_sparse(
-                a, n, top, best, floor, n_kept, total, pair_p, pair_k, pair_v, pair_r, shifted
-            )
+            n_pairs = _responsibilities_sparse(a, n, resp)
             _add_log_likelihood(top, total, n, w, start, weighted, wt, ll_tw[b])
-            _stage_tile(
-                xt, n, best, n_kept, total, wt, pair_p, pair_k, pair_r, n_pairs, cov, means, order, order_w, bounds,
-                stage_d, stage_w, count, rd, gram, nk[b], s1[b], s2[b],
-            )
-        _flush_stages(cov, stage_d, stage_w, count, rd, gram, nk[b], s1[b], s2[b])
+            _stage_tile(xt, n, wt, resp, n_pairs, cov, means, staging, block)
+        _flush_stages(cov, staging, block)
 
 
 @_SerialAndParallel
-def _weighted_log_prob(X, cov, means, U, log_const, out, features):
+def _weighted_log_prob(X, model, out, features):
     n_samples, n_features = X.shape
-    n_components = means.shape[0]
+    n_components = model[1].shape[0]
     n_tiles = (n_samples + TILE - 1) // TILE
     for t in prange(n_tiles):
         xt = np.empty((n_features, TILE))
@@ -1017,7 +1016,7 @@ def _weighted_log_prob(X, cov, means, U, log_const, out, features):
         a = np.empty((n_components, TILE))
         start = t * TILE
         n = min(TILE, n_samples - start)
-        _tile_log_prob(X, start, n, cov, means, U, log_const, features, xt, diff, y, a)
+        _tile_log_prob(X, start, n, model, features, (xt, diff, y, a))
         for p in range(n):
             for k in range(n_components):
                 out[start + p, k] = a[k, p]
@@ -1043,20 +1042,20 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
     """One pass over ``X``: log-likelihood and shifted statistics; see ``fastgmm.kernels.numpy_.accumulate``.
     ``dense_live`` moves the dense path's threshold (default ``_passes.dense_live``), for the tests and the
     crossover benchmark: 0 makes every tile dense, 1 every tile sparse."""
-    cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
+    model = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
+    cov, means = model[0], model[1]
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     weighted = sample_weight is not None
-    stages = staged_components(n_components, n_features, TILE)
-    features = _static(cov, n_features)
     if dense_live is None:
         dense_live = _passes.dense_live(covariance_type, n_features)
+    plan = (block_size, staged_components(n_components, n_features, TILE), _static(cov, n_features),
+            float(dense_live))
 
     def fill(rows, ll_tw, nk, s1, s2):
         w = sample_weight[rows] if weighted else np.empty(0)
         work = (rows.stop - rows.start) * n_components * (n_features + 1) ** 2
-        _accumulate(work, X[rows], w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2,
-                    features, float(dense_live))
+        _accumulate(work, X[rows], w, weighted, model, plan, (ll_tw, nk, s1, s2))
 
     shapes = [(2,), (n_components,), (n_components, n_features), s2_block_shape(cov, n_components, n_features)]
     ll_tw, nk, s1, s2 = reduce_in_rounds(fill, n_samples, block_size, shapes, get_num_threads())
@@ -1067,9 +1066,10 @@ def accumulate(X, sample_weight, covariance_type, means, precisions_cholesky, lo
 @_one_launch_at_a_time
 def weighted_log_prob(X, covariance_type, means, precisions_cholesky, log_const, out):
     """Write ``log(pi_k) + log N(x_n | mu_k, Sigma_k)`` into ``out`` (N, K) and return it."""
-    cov, means, U, log_const = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
+    model = _prepare(X, covariance_type, means, precisions_cholesky, log_const)
+    cov, means = model[0], model[1]
     work = X.shape[0] * means.shape[0] * (means.shape[1] + 1) ** 2
-    _weighted_log_prob(work, X, cov, means, U, log_const, out, _static(cov, means.shape[1]))
+    _weighted_log_prob(work, X, model, out, _static(cov, means.shape[1]))
     return out
 
 
@@ -1230,7 +1230,8 @@ _LABEL_DENSE_COMPONENTS = 4
 
 
 @_SerialAndParallel
-def _label_statistics(X, w, weighted, labels, shift, cov, block_size, nk, s1, s2, features):
+def _label_statistics(X, w, weighted, labels, shift, cov, block_size, partials, features):
+    nk, s1, s2 = partials
     n_samples, n_features = X.shape
     n_components = shift.shape[0]
     if n_components <= _LABEL_DENSE_COMPONENTS:
@@ -1254,7 +1255,8 @@ def _label_statistics(X, w, weighted, labels, shift, cov, block_size, nk, s1, s2
                     # A row without a label (-1) has weight 0: it adds nothing.
                     wp = w[start + p] if weighted else 1.0
                     wt[p] = wp if labels[start + p] >= 0 else 0.0
-                _moments_tile(xt, n, r, wt, total, cov, shift, rw, diff, rd, gram, nk[b], s1[b], s2[b], features)
+                _moments_tile(xt, n, r, wt, total, cov, shift, (rw, diff, rd, gram), (nk[b], s1[b], s2[b]),
+                              features)
         return
     full = cov == FULL or cov == TIED
     # Each row's sums go to one flat buffer per block (N_k, S1_k, S2_k of component k side by side), added to the
@@ -1307,16 +1309,16 @@ def label_statistics(X, sample_weight, labels, shift, covariance_type, block_siz
     cov = CODES[covariance_type]
     weighted = sample_weight is not None
     shift = np.ascontiguousarray(shift, np.float64)
-    # The compiled-for-D tile moments are the register sums of full/tied up to _MAX_SMALL_FEATURES; every other
+    # The compiled-for-D tile moments are the register sums of full/tied up to MAX_SMALL_FEATURES; every other
     # shape takes the same path for any D, so one compilation serves them all (each D is one more of several
     # seconds).
-    small = cov in (FULL, TIED) and n_features <= _MAX_SMALL_FEATURES
+    small = cov in (FULL, TIED) and n_features <= MAX_SMALL_FEATURES
     features = (0,) * n_features if small else ()
 
     def fill(rows, nk, s1, s2):
         w = sample_weight[rows] if weighted else np.empty(0)
         work = (rows.stop - rows.start) * (n_features + 1) ** 2
-        _label_statistics(work, X[rows], w, weighted, labels[rows], shift, cov, block_size, nk, s1, s2, features)
+        _label_statistics(work, X[rows], w, weighted, labels[rows], shift, cov, block_size, (nk, s1, s2), features)
 
     shapes = [(n_components,), (n_components, n_features), s2_block_shape(cov, n_components, n_features)]
     nk, s1, s2 = reduce_in_rounds(fill, X.shape[0], block_size, shapes, get_num_threads())
@@ -1329,10 +1331,12 @@ def label_statistics(X, sample_weight, labels, shift, covariance_type, block_siz
 _LLOYD_RAN_ALL, _LLOYD_STRICT, _LLOYD_TOL, _LLOYD_EMPTY = 0, 1, 2, 3
 
 
-def _seeding(X, w, weighted, uniforms, first_step, last_step, block_size, n_blocks_, indices, closest, cumulative,
-             potential):
+def _seeding(X, w, weighted, plan, seeding, first_step, last_step, potential):
     """Steps ``first_step:last_step`` of k-means++ (``fastgmm._kmeans._seed_indices`` step by step, from its drawn
-    ``uniforms``), updating ``indices``, ``closest`` and returning the potential; step 0 takes ``indices[0]``."""
+    ``uniforms``), updating ``indices``, ``closest`` and returning the potential; step 0 takes ``indices[0]``.
+    ``plan`` is ``(block_size, n_blocks)``, ``seeding`` ``(uniforms, indices, closest, cumulative)``."""
+    block_size, n_blocks_ = plan
+    uniforms, indices, closest, cumulative = seeding
     n_samples, n_features = X.shape
     n_trials = uniforms.shape[1]
     center = np.empty(n_features)
@@ -1371,13 +1375,15 @@ def _seeding(X, w, weighted, uniforms, first_step, last_step, block_size, n_bloc
     return potential
 
 
-def _lloyd_iterations(X, w, weighted, centers, labels, labels_old, block_size, n_blocks_, tol, max_iter, last_call,
-                      sums_out, weights_out):
+def _lloyd_iterations(X, w, weighted, plan, lloyd, tol, max_iter, last_call):
     """Up to ``max_iter`` Lloyd iterations as ``fastgmm._kmeans.lloyd`` makes them, ``centers``, ``labels`` and
     ``labels_old`` updated in place, then the final assignment where k-means stops without the labels converged
     (the shift below ``tol``, or the last iteration of the ``last_call``). Returns ``(iterations, why)``;
     ``_LLOYD_EMPTY`` when an assignment left a cluster empty: that iteration's sums and weights are in
-    ``sums_out`` and ``weights_out`` for the caller's relocation rule."""
+    ``sums_out`` and ``weights_out`` for the caller's relocation rule. ``plan`` is ``(block_size, n_blocks)``,
+    ``lloyd`` ``(centers, labels, labels_old, sums_out, weights_out)``."""
+    block_size, n_blocks_ = plan
+    centers, labels, labels_old, sums_out, weights_out = lloyd
     K, D = centers.shape
     sums = np.zeros((n_blocks_, K, D))
     weights = np.zeros((n_blocks_, K))
@@ -1473,21 +1479,22 @@ def _column_moments(X, start, stop, moments):
 _SEEDING, _MOMENTS, _LLOYD = 0, 1, 2
 
 
-def _kmeans_phase(X, w, weighted, phase, first, last, uniforms, block_size, n_blocks_, indices, closest, cumulative,
-                  potential, moments, centers, labels, labels_old, tol, last_call, sums_out, weights_out):
-    """One call of compiled k-means: seeding steps ``first:last`` (``_SEEDING``, returns the potential), the
-    tolerance's column moments of rows ``first:last`` (``_MOMENTS``), or ``last - first`` Lloyd iterations
-    (``_LLOYD``, returns their count and why they stopped). One entry point for all three, so that a process
-    without its compilation learns so at the first call (``cached_only``) and asks for all of k-means at once."""
+def _kmeans_phase(X, w, weighted, plan, step, seeding, potential, moments, lloyd, stop):
+    """One call of compiled k-means, ``step`` ``(phase, first, last)``: seeding steps ``first:last`` (``_SEEDING``,
+    returns the potential), the tolerance's column moments of rows ``first:last`` (``_MOMENTS``), or
+    ``last - first`` Lloyd iterations (``_LLOYD``, returns their count and why they stopped; ``stop`` is
+    ``(tol, last_call)``). One entry point for all three, so that a process without its compilation learns so at
+    the first call (``cached_only``) and asks for all of k-means at once. The groups as for ``_seeding`` and
+    ``_lloyd_iterations``."""
+    phase, first, last = step
     if phase == _SEEDING:
-        potential = _seeding_step(X, w, weighted, uniforms, first, last, block_size, n_blocks_, indices, closest,
-                                  cumulative, potential)
+        potential = _seeding_step(X, w, weighted, plan, seeding, first, last, potential)
         return potential, 0, 0
     if phase == _MOMENTS:
         _column_moments(X, first, last, moments)
         return potential, 0, 0
-    iterations, why = _lloyd_iterations_step(X, w, weighted, centers, labels, labels_old, block_size, n_blocks_, tol,
-                                             last - first, last_call, sums_out, weights_out)
+    tol, last_call = stop
+    iterations, why = _lloyd_iterations_step(X, w, weighted, plan, lloyd, tol, last - first, last_call)
     return potential, iterations, why
 
 
@@ -1555,8 +1562,10 @@ def kmeans(X, sample_weight, first, uniforms, tol, max_iter, block_size):
     run = _kmeans_phase_parallel if max(step_work, pass_work) >= PARALLEL_WORK else _kmeans_phase_serial
 
     def call(phase, first_, last, tol=0.0, last_call=False):
-        return run(X, w, weighted, phase, first_, last, uniforms, block_size, blocks, indices, closest, cumulative,
-                   potential, moments, centers, labels, labels_old, tol, last_call, sums, weights)
+        seeding = (uniforms, indices, closest, cumulative)
+        lloyd = (centers, labels, labels_old, sums, weights)
+        return run(X, w, weighted, (block_size, blocks), (phase, first_, last), seeding, potential, moments, lloyd,
+                   (float(tol), last_call))
 
     potential = 0.0
     steps = max(1, FUSED_CALL_WORK // step_work)
@@ -1627,12 +1636,17 @@ def _precision_factor(C, L, Uk):
 
 
 @njit(cache=True)
-def _m_step_fused(cov, nk, s1, s2, shift, total_weight, reg_covar, nk_eps, collapsed_weight, rounding, weights,
-                  means, covariances, U, log_const, L, scratch):
-    """``fastgmm._parameters.estimate_moments`` and the precision factors from summed statistics (s2 in the kernels'
-    block layout, upper triangle); False, with the outputs undefined, where ``fastgmm._collapse``'s policy must
-    decide instead: a component below ``collapsed_weight`` of the total weight, a covariance not positive definite
-    or at the rounding level of its mean, statistics not finite."""
+def _m_step_fused(cov, statistics, policy, params, work):
+    """``fastgmm._parameters.estimate_moments`` and the precision factors from summed ``statistics``
+    ``(nk, s1, s2, shift, total_weight)`` (s2 in the kernels' block layout, upper triangle) into ``params``
+    ``(weights, means, covariances, U, log_const)``; False, with the outputs undefined, where
+    ``fastgmm._collapse``'s policy must decide instead: a component below ``collapsed_weight`` of the total weight,
+    a covariance not positive definite or at the ``rounding`` level of its mean, statistics not finite. ``policy``
+    is ``(reg_covar, nk_eps, collapsed_weight, rounding)``, ``work`` ``(L, scratch)``: (D, D) and (K, D)."""
+    nk, s1, s2, shift, total_weight = statistics
+    reg_covar, nk_eps, collapsed_weight, rounding = policy
+    weights, means, covariances, U, log_const = params
+    L, scratch = work
     K, D = shift.shape
     n_eff_total = 0.0
     for k in range(K):
@@ -1738,16 +1752,18 @@ def _m_step_fused(cov, nk, s1, s2, shift, total_weight, reg_covar, nk_eps, colla
     return True
 
 
-def _em_iterations(X, w, weighted, cov, means, U, log_const, block_size, stages, features, dense_live, reg_covar,
-                   nk_eps, collapsed_weight, rounding, tol, max_iter, previous, n_blocks_, lower_bounds, weights,
-                   covariances, stats_nk, stats_s1, stats_s2, ll_tw_out):
+def _em_iterations(X, w, weighted, model, plan, policy, run, out):
     """Up to ``max_iter`` EM iterations in one call, the E-step by ``_accumulate_step`` (a compilation of
-    ``_accumulate``, see ``_bound_to``; the same blocks, partials summed in block order). ``means``, ``U``,
-    ``log_const`` are updated in place, with ``weights`` and
-    ``covariances`` (kernel layouts). Returns ``(iterations, why)``: ``_RAN_ALL``, ``_CONVERGED`` (the change of
-    the lower bound below ``tol``), or ``_NEEDS_POLICY``, when the last iteration's M-step is for
-    ``fastgmm._collapse`` to make: its statistics are then in ``stats_*`` and ``ll_tw_out``, taken about
-    ``means``, which hold that iteration's parameters still."""
+    ``_accumulate``, see ``_bound_to``; the same blocks, partials summed in block order). ``model``
+    ``(cov, means, U, log_const)`` is updated in place, with ``weights`` and ``covariances`` (kernel layouts) of
+    ``out`` ``(lower_bounds, weights, covariances, stats_nk, stats_s1, stats_s2, ll_tw_out)``; ``plan`` as for
+    ``_accumulate``, ``policy`` as for ``_m_step_fused``, ``run`` ``(tol, max_iter, previous, n_blocks)``. Returns
+    ``(iterations, why)``: ``_RAN_ALL``, ``_CONVERGED`` (the change of the lower bound below ``tol``), or
+    ``_NEEDS_POLICY``, when the last iteration's M-step is for ``fastgmm._collapse`` to make: its statistics are
+    then in ``stats_*`` and ``ll_tw_out``, taken about ``means``, which hold that iteration's parameters still."""
+    cov, means, U, log_const = model
+    tol, max_iter, previous, n_blocks_ = run
+    lower_bounds, weights, covariances, stats_nk, stats_s1, stats_s2, ll_tw_out = out
     n_samples, n_features = X.shape
     K = means.shape[0]
     ll_tw = np.zeros((n_blocks_, 2))
@@ -1766,8 +1782,7 @@ def _em_iterations(X, w, weighted, cov, means, U, log_const, block_size, stages,
         nk[:] = 0.0
         s1[:] = 0.0
         s2[:] = 0.0
-        _accumulate_step(X, w, weighted, cov, means, U, log_const, block_size, stages, ll_tw, nk, s1, s2, features,
-                         dense_live)
+        _accumulate_step(X, w, weighted, model, plan, (ll_tw, nk, s1, s2))
         ll_tw_out[:] = 0.0
         stats_nk[:] = 0.0
         stats_s1[:] = 0.0
@@ -1780,9 +1795,9 @@ def _em_iterations(X, w, weighted, cov, means, U, log_const, block_size, stages,
             stats_s2 += s2[b]
         lower_bound = ll_tw_out[0, 0] / ll_tw_out[0, 1]
         lower_bounds[it] = lower_bound
-        if not _m_step_fused(cov, stats_nk, stats_s1, stats_s2, means, ll_tw_out[0, 1], reg_covar, nk_eps,
-                             collapsed_weight, rounding, new_weights, new_means, new_covariances, new_U,
-                             new_log_const, L, scratch):
+        statistics = (stats_nk, stats_s1, stats_s2, means, ll_tw_out[0, 1])
+        params = (new_weights, new_means, new_covariances, new_U, new_log_const)
+        if not _m_step_fused(cov, statistics, policy, params, (L, scratch)):
             return it + 1, _NEEDS_POLICY
         weights[:] = new_weights
         covariances[:] = new_covariances
@@ -1844,12 +1859,13 @@ def em_iterations(X, sample_weight, covariance_type, means, precisions_cholesky,
     covariances = np.empty(cov_shape)
     nk, s1, s2 = np.empty(n_components), np.empty((n_components, n_features)), np.empty(shape)
     ll_tw = np.zeros((1, 2))
+    plan = (block_size, staged_components(n_components, n_features, TILE), _static(cov, n_features),
+            float(_passes.dense_live(covariance_type, n_features)))
+    policy = (float(reg_covar), float(nk_eps), float(collapsed_weight), float(rounding))
     ran, why = run(
-        X, sample_weight if weighted else np.empty(0), weighted, cov, means, U, log_const, block_size,
-        staged_components(n_components, n_features, TILE), _static(cov, n_features),
-        _passes.dense_live(covariance_type, n_features), float(reg_covar), nk_eps,
-        collapsed_weight, rounding, float(tol), int(max_iter), float(lower_bound), blocks, lower_bounds, new_weights,
-        covariances, nk, s1, s2, ll_tw,
+        X, sample_weight if weighted else np.empty(0), weighted, (cov, means, U, log_const), plan, policy,
+        (float(tol), int(max_iter), float(lower_bound), blocks),
+        (lower_bounds, new_weights, covariances, nk, s1, s2, ll_tw),
     )
     made = ran - (why == _NEEDS_POLICY)
     params = None
