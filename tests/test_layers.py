@@ -20,8 +20,8 @@ LAYERS = [
     ("data sources", ["fastgmm.sources", "fastgmm.sources.arrays", "fastgmm.sources.blocks", "fastgmm.sources.chunks",
                       "fastgmm.sources.dask_arrays", "fastgmm.sources.init_sample", "fastgmm._validation"]),
     ("backend selection", ["fastgmm._auto_backend", "fastgmm._backends", "fastgmm._background_compile"]),
-    ("kernels", ["fastgmm.kernels", "fastgmm.kernels._layouts", "fastgmm.kernels._passes", "fastgmm.kernels.cython_",
-                 "fastgmm.kernels.numba_", "fastgmm.kernels.numpy_", "fastgmm._threads"]),
+    ("kernels", ["fastgmm.kernels", "fastgmm.kernels._constants", "fastgmm.kernels._layouts", "fastgmm.kernels._passes",
+                 "fastgmm.kernels.cython_", "fastgmm.kernels.numba_", "fastgmm.kernels.numpy_", "fastgmm._threads"]),
     ("model arrays", ["fastgmm._parameters", "fastgmm._version"]),
 ]
 
