@@ -201,3 +201,68 @@ def test_processes_saving_one_kernel_at_once_keep_each_signature_apart(tmp_path)
     out = subprocess.run([sys.executable, "-c", _LOAD_BOTH], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-3000:]}"
     assert out.stdout.split() == ["2", "2", "2"], "both signatures loaded from the cache, from two data files"
+
+
+_TOY_KERNELS = """
+import numpy as np
+from numba import prange
+from fastgmm.kernels import numba_
+
+
+@numba_._SerialAndParallel
+def _block_sums(x, out):
+    for b in prange(out.shape[0]):
+        s = 0.0
+        for i in range(b, x.shape[0], out.shape[0]):
+            s += x[i]
+        out[b] = s
+
+
+def _passes(x, n_blocks):
+    out = np.zeros(n_blocks)
+    total = 0.0
+    for _ in range(3):
+        _block_sums_step(x, out)
+        total += out.sum()
+    return total
+
+
+passes = numba_._with_steps(_passes, "parallel", _block_sums_step=_block_sums.parallel)
+"""
+
+_TOY_CALL = """
+import sys
+import numpy as np
+import toy_kernels
+x = np.arange(100_000.0)
+if sys.argv[1] == "kernel":
+    out = np.zeros(8)
+    toy_kernels._block_sums.parallel(x, out)
+    print(out.sum())
+else:
+    print(toy_kernels.passes(x, 8), len(toy_kernels.passes.stats.cache_hits))
+"""
+
+
+def test_a_caller_compiled_over_a_cached_parallel_kernel_loads_from_the_cache(tmp_path):
+    """A compiled function that calls a parallel kernel (the ``parallel`` variants of ``_with_steps``: the fused EM
+    and k-means loops), compiled in a process that loaded that kernel from the cache, loads from the cache in the
+    next process and runs: compiled by Numba's default pipeline it segfaulted there (the threading layer never
+    started, see ``numba_._compiled_copy``), as a process that fitted after another had compiled only the single
+    pass did (pytest-xdist workers, background compilations). Toy kernels, so that it compiles in seconds."""
+    (tmp_path / "toy_kernels.py").write_text(_TOY_KERNELS)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+
+    def run(what):
+        out = subprocess.run([sys.executable, "-c", _TOY_CALL, what], cwd=tmp_path, capture_output=True, text=True,
+                             env=env, timeout=300)
+        assert out.returncode == 0, f"{what}: exit {out.returncode}: {out.stderr[-3000:]}"
+        return out
+
+    expected = float(np.arange(100_000.0).sum())
+    assert float(run("kernel").stdout) == expected  # the kernel alone into the cache
+    compiled = run("caller")  # the caller compiled, the kernel loaded from the cache
+    assert compiled.stdout.split() == [repr(3 * expected), "0"]
+    assert "NumbaPerformanceWarning" not in compiled.stderr
+    loaded = run("caller")
+    assert loaded.stdout.split() == [repr(3 * expected), "1"], "the caller did not load from the cache"

@@ -266,13 +266,47 @@ class _SerialAndParallel:
         return (self.parallel if work >= PARALLEL_WORK else self.serial)(*args)
 
 
+# Numba's parallel pipeline with every transformation off: the code compiles as written (no loop or array
+# expression becomes parallel), and the compilation records that loading it from the cache must start the threading
+# layer. See _compiled_copy.
+_NO_PARALLEL_TRANSFORMS = {"comprehension": False, "reduction": False, "inplace_binop": False, "setitem": False,
+                           "numpy": False, "stencil": False, "fusion": False, "prange": False}
+
+
 def _compiled_copy(function, variant, namespace):
     """``function`` compiled with ``namespace`` as its globals, under a name and qualname of its own (suffixed
-    ``_variant``): its own cache entry."""
+    ``_variant``): its own cache entry.
+
+    The ``parallel`` variant calls parallel kernels. A function loaded from Numba's cache starts the threading layer
+    only if its compilation recorded that it must: it does for a parallel kernel, and a caller inherits the record
+    from a kernel compiled in the same process, but not from one that process loaded from the cache. Compiled
+    there, the caller's next load ran the kernel on a threading layer never started: a segfault (as in numba issue
+    8578; tests/test_compile_cache.py reproduces it). Through the parallel pipeline the caller records it itself."""
     clone = types.FunctionType(function.__code__, namespace, f"{function.__name__}_{variant}", function.__defaults__,
                                function.__closure__)
     clone.__qualname__ = f"{function.__qualname__}_{variant}"
-    return _lock_cache_writes(njit(cache=True)(clone))
+    if variant != "parallel":
+        return _lock_cache_writes(njit(cache=True)(clone))
+    return _lock_cache_writes(_without_performance_warnings(njit(cache=True, parallel=_NO_PARALLEL_TRANSFORMS)(clone)))
+
+
+def _without_performance_warnings(dispatcher):
+    """``dispatcher``, compiling without Numba's performance warnings: its "no transformation for parallel execution
+    was possible" is the point of ``_NO_PARALLEL_TRANSFORMS``, not news for the user."""
+    compile_ = dispatcher.compile
+
+    def compile_quietly(signature):
+        # Every Numba compilation holds this lock: the switch is seen by this compilation (and its callees') only.
+        with global_compiler_lock:
+            quiet = config.DISABLE_PERFORMANCE_WARNINGS
+            config.DISABLE_PERFORMANCE_WARNINGS = 1
+            try:
+                return compile_(signature)
+            finally:
+                config.DISABLE_PERFORMANCE_WARNINGS = quiet
+
+    dispatcher.compile = compile_quietly
+    return dispatcher
 
 
 def _register(dispatcher, name):
