@@ -8,6 +8,7 @@ dropped its caches over it). Each process here has a timeout, so a hang fails in
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -232,6 +233,7 @@ passes = numba_._with_steps(_passes, "parallel", _block_sums_step=_block_sums.pa
 
 _TOY_CALL = """
 import sys
+import time
 import numpy as np
 import toy_kernels
 x = np.arange(100_000.0)
@@ -266,3 +268,50 @@ def test_a_caller_compiled_over_a_cached_parallel_kernel_loads_from_the_cache(tm
     assert "NumbaPerformanceWarning" not in compiled.stderr
     loaded = run("caller")
     assert loaded.stdout.split() == [repr(3 * expected), "1"], "the caller did not load from the cache"
+
+
+_COMPILE_WHILE_ANOTHER_WAITS = """
+import os, sys, time
+import numpy as np
+from fastgmm.kernels import numba_
+here, role = sys.argv[1], sys.argv[2]
+kernel = numba_._KERNELS["_update_closest.serial"]
+if role == "first":
+    acquire = numba_.FileLock.acquire
+
+    def acquire_and_tell(self, *args, **kwargs):
+        acquire(self, *args, **kwargs)
+        if self.lock_file.endswith(".compiling"):
+            open(os.path.join(here, "compiling"), "w").close()
+            time.sleep(2)  # the second process is at the lock by now
+
+    numba_.FileLock.acquire = acquire_and_tell
+X = np.random.default_rng(0).normal(size=(300, 3))
+closest = np.full(300, np.inf)
+numba_.update_closest(X, X[0], closest, 4096)
+np.testing.assert_allclose(closest, ((X - X[0]) ** 2).sum(axis=1))
+print(len(kernel.stats.cache_misses), len(kernel.stats.cache_hits))
+"""
+
+
+def test_processes_compiling_one_kernel_at_once_compile_it_once(tmp_path):
+    """A process that needs a kernel another process is compiling waits for it and loads it from the cache,
+    instead of compiling it too (pool workers and pytest-xdist workers start on the same kernels)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    first = subprocess.Popen([sys.executable, "-c", _COMPILE_WHILE_ANOTHER_WAITS, str(tmp_path), "first"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "compiling").exists():
+            assert first.poll() is None, first.communicate()[1]
+            assert time.monotonic() < deadline, "the first process never took the compilation lock"
+            time.sleep(0.05)
+        second = subprocess.run([sys.executable, "-c", _COMPILE_WHILE_ANOTHER_WAITS, str(tmp_path), "second"],
+                                env=env, capture_output=True, text=True, timeout=300)
+        out, err = first.communicate(timeout=300)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err
+    assert second.returncode == 0, second.stderr
+    assert out.split() == ["1", "0"], "the first process compiled the kernel"
+    assert second.stdout.split() == ["0", "1"], "the second process compiled the kernel again"

@@ -32,6 +32,7 @@ import contextlib
 import contextvars
 import ctypes
 import functools
+import hashlib
 import math
 import os
 import sys
@@ -183,7 +184,7 @@ def _load_or_refuse(dispatcher, name):
 
     def load_or_refuse(signature):
         if not _cached_only.get():
-            return compile_(signature)
+            return _compile_once(dispatcher, compile_, signature)
         args, _ = sigutils.normalize_signature(signature)
         if tuple(args) in dispatcher.overloads:
             return compile_(signature)
@@ -203,6 +204,35 @@ def _load_or_refuse(dispatcher, name):
             return cres.entry_point
 
     dispatcher.compile = compile_as
+
+
+# How long a process waits for another one's compilation of the same kernel and signature before compiling it too.
+_COMPILE_WAIT = 600
+
+
+def _compile_once(dispatcher, compile_, signature):
+    """``compile_(signature)``, one process at a time per kernel and signature, so that processes starting together
+    (pool workers, pytest-xdist, a background compilation beside a fit with ``backend='numba'``) compile a kernel
+    once: the others wait under an inter-process lock, then load it from the cache (Numba's compile looks there
+    first). Without a writable cache, or after ``_COMPILE_WAIT`` seconds, each compiles for itself."""
+    args, _ = sigutils.normalize_signature(signature)
+    index = getattr(getattr(dispatcher._cache, "_cache_file", None), "_index_path", None)
+    if index is None or tuple(args) in dispatcher.overloads:
+        return compile_(signature)
+    key = hashlib.sha256(repr(tuple(args)).encode()).hexdigest()[:16]
+    # Taken under Numba's compiler lock, which every compilation in this process holds (reentrant: a kernel's
+    # callees lock theirs inside it), so that no two threads of a process wait on one file; callers lock before
+    # callees in every process, so no two processes wait on each other.
+    with global_compiler_lock:
+        lock = FileLock(f"{index}.{key}.compiling", timeout=_COMPILE_WAIT)
+        try:
+            lock.acquire()
+        except (OSError, Timeout):
+            return compile_(signature)
+        try:
+            return compile_(signature)
+        finally:
+            lock.release()
 
 
 def _lock_cache_writes(dispatcher):
