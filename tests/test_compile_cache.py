@@ -315,3 +315,39 @@ def test_processes_compiling_one_kernel_at_once_compile_it_once(tmp_path):
     assert second.returncode == 0, second.stderr
     assert out.split() == ["1", "0"], "the first process compiled the kernel"
     assert second.stdout.split() == ["0", "1"], "the second process compiled the kernel again"
+
+
+_INTERRUPT_A_COMPILATION = """
+import _thread
+import numpy as np
+from numba.core import compiler
+from fastgmm.kernels import numba_
+compile_extra = compiler.compile_extra
+
+def interrupted_compile_extra(*args, **kwargs):
+    _thread.interrupt_main()  # Ctrl-C, as Numba starts compiling
+    return compile_extra(*args, **kwargs)
+
+compiler.compile_extra = interrupted_compile_extra
+kernel = numba_._KERNELS["_update_closest.serial"]
+X = np.random.default_rng(0).normal(size=(300, 3))
+closest = np.full(300, np.inf)
+try:
+    numba_.update_closest(X, X[0], closest, 4096)
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted", len(kernel.overloads))
+compiler.compile_extra = compile_extra
+numba_.update_closest(X, X[0], closest, 4096)
+np.testing.assert_allclose(closest, ((X - X[0]) ** 2).sum(axis=1))
+"""
+
+
+def test_ctrl_c_during_a_compilation_comes_once_the_kernel_is_compiled(tmp_path):
+    """Ctrl-C while Numba compiles a kernel raises KeyboardInterrupt after the compilation, not inside it (where it
+    left half-built LLVM modules whose disposal segfaulted); the kernel is then compiled and runs."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", _INTERRUPT_A_COMPILATION], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-3000:]}"
+    assert out.stdout.split() == ["interrupted", "1"]

@@ -35,6 +35,7 @@ import functools
 import hashlib
 import math
 import os
+import signal
 import sys
 import threading
 import types
@@ -218,7 +219,8 @@ def _compile_once(dispatcher, compile_, signature):
     args, _ = sigutils.normalize_signature(signature)
     index = getattr(getattr(dispatcher._cache, "_cache_file", None), "_index_path", None)
     if index is None or tuple(args) in dispatcher.overloads:
-        return compile_(signature)
+        with _interrupts_after_compiling():
+            return compile_(signature)
     key = hashlib.sha256(repr(tuple(args)).encode()).hexdigest()[:16]
     # Taken under Numba's compiler lock, which every compilation in this process holds (reentrant: a kernel's
     # callees lock theirs inside it), so that no two threads of a process wait on one file; callers lock before
@@ -228,11 +230,33 @@ def _compile_once(dispatcher, compile_, signature):
         try:
             lock.acquire()
         except (OSError, Timeout):
-            return compile_(signature)
+            with _interrupts_after_compiling():
+                return compile_(signature)
         try:
-            return compile_(signature)
+            with _interrupts_after_compiling():
+                return compile_(signature)
         finally:
             lock.release()
+
+
+@contextlib.contextmanager
+def _interrupts_after_compiling():
+    """Ctrl-C (SIGINT) in the block raised as KeyboardInterrupt once the block is done, in the main thread under
+    Python's default handler (elsewhere nothing changes): a KeyboardInterrupt inside Numba's compiler leaves
+    half-built LLVM modules, and disposing of one segfaulted (a pytest-xdist worker died so). A compilation takes
+    seconds; the interrupt then comes as the kernel is ready."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield  # another thread, or inside this block already, or the user's own handler
+        return
+    interrupted = []
+    signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def _lock_cache_writes(dispatcher):
