@@ -228,7 +228,11 @@ def _passes(x, n_blocks):
     return total
 
 
-passes = numba_._with_steps(_passes, "parallel", _block_sums_step=_block_sums.parallel)
+compiled_passes = numba_._with_steps(_passes, "parallel", _block_sums_step=_block_sums.parallel)
+
+
+def passes(x, n_blocks):  # as numba_.em_iterations calls its parallel variant
+    return numba_._with_threads_started(compiled_passes)(x, n_blocks)
 """
 
 _TOY_CALL = """
@@ -242,16 +246,16 @@ if sys.argv[1] == "kernel":
     toy_kernels._block_sums.parallel(x, out)
     print(out.sum())
 else:
-    print(toy_kernels.passes(x, 8), len(toy_kernels.passes.stats.cache_hits))
+    print(toy_kernels.passes(x, 8), len(toy_kernels.compiled_passes.stats.cache_hits))
 """
 
 
 def test_a_caller_compiled_over_a_cached_parallel_kernel_loads_from_the_cache(tmp_path):
     """A compiled function that calls a parallel kernel (the ``parallel`` variants of ``_with_steps``: the fused EM
     and k-means loops), compiled in a process that loaded that kernel from the cache, loads from the cache in the
-    next process and runs: compiled by Numba's default pipeline it segfaulted there (the threading layer never
-    started, see ``numba_._compiled_copy``), as a process that fitted after another had compiled only the single
-    pass did (pytest-xdist workers, background compilations). Toy kernels, so that it compiles in seconds."""
+    next process and runs when called as fastgmm calls it: without ``_with_threads_started`` it segfaulted there (the
+    threading layer never started), as a process that fitted after another had compiled only the single pass did
+    (pytest-xdist workers, background compilations). Toy kernels, so that it compiles in seconds."""
     (tmp_path / "toy_kernels.py").write_text(_TOY_KERNELS)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
 
