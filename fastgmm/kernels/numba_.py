@@ -218,25 +218,18 @@ def _compile_once(dispatcher, compile_, signature):
     first). Without a writable cache, or after ``_COMPILE_WAIT`` seconds, each compiles for itself."""
     args, _ = sigutils.normalize_signature(signature)
     index = getattr(getattr(dispatcher._cache, "_cache_file", None), "_index_path", None)
-    if index is None or tuple(args) in dispatcher.overloads:
+    # The file lock is taken under Numba's compiler lock, which every compilation in this process holds (reentrant:
+    # a kernel's callees lock theirs inside it), so that no two threads of a process wait on one file; callers lock
+    # before callees in every process, so no two processes wait on each other.
+    with global_compiler_lock, contextlib.ExitStack() as held:
+        if index is not None and tuple(args) not in dispatcher.overloads:
+            key = hashlib.sha256(repr(tuple(args)).encode()).hexdigest()[:16]
+            try:
+                held.enter_context(FileLock(f"{index}.{key}.compiling", timeout=_COMPILE_WAIT))
+            except (OSError, Timeout):
+                pass  # compiled here as well
         with _interrupts_after_compiling():
             return compile_(signature)
-    key = hashlib.sha256(repr(tuple(args)).encode()).hexdigest()[:16]
-    # Taken under Numba's compiler lock, which every compilation in this process holds (reentrant: a kernel's
-    # callees lock theirs inside it), so that no two threads of a process wait on one file; callers lock before
-    # callees in every process, so no two processes wait on each other.
-    with global_compiler_lock:
-        lock = FileLock(f"{index}.{key}.compiling", timeout=_COMPILE_WAIT)
-        try:
-            lock.acquire()
-        except (OSError, Timeout):
-            with _interrupts_after_compiling():
-                return compile_(signature)
-        try:
-            with _interrupts_after_compiling():
-                return compile_(signature)
-        finally:
-            lock.release()
 
 
 @contextlib.contextmanager
