@@ -1,6 +1,7 @@
 """Shared fixtures. ``backend`` parametrizes every test that takes it over all usable backends, so each backend
 runs the whole suite (the numpy reference included)."""
 
+import collections
 import os
 
 import numpy as np
@@ -29,15 +30,26 @@ def _usable(name):
 USABLE_BACKENDS = [name for name in BACKENDS if _usable(name)]
 
 
-# Run last: asv's quick run starts a process per benchmark, each loading Numba's kernels from the on-disk cache the
-# suite shares (the benchmarks use D = 4, as many tests do). Run first, on the empty cache of a fresh checkout, those
-# processes compile what the rest of the suite compiles again in its own process: measured here, the asv test took
-# 142 s on a cold cache and 54 s on the suite's warm one.
+# The order pytest-xdist hands the files to its workers (``--dist loadfile --no-loadscope-reorder`` in
+# pyproject.toml), most work first so that no worker is left alone at the end. test_compile_cache.py first: it is few
+# tests but minutes of cold compilations in processes of its own; xdist's own order (most tests first) handed it out
+# last, and the other worker sat idle through it (531 s wall, 84% of two cores busy, in a fresh checkout).
+# test_benchmarks.py last: asv's quick run starts a process per benchmark, each loading Numba's kernels from the
+# on-disk cache the suite shares (the benchmarks use D = 4, as many tests do). Run first, on the empty cache of a
+# fresh checkout, those processes compile what the rest of the suite compiles again in its own process: measured
+# here, the asv test took 142 s on a cold cache and 54 s on the suite's warm one.
+_FIRST = ("test_compile_cache.py",)
 _LAST = ("test_benchmarks.py",)
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.path.name in _LAST)  # a stable sort: the order is kept otherwise
+    tests_in_file = collections.Counter(item.path for item in items)
+
+    def order(item):
+        name = item.path.name
+        return (name not in _FIRST) + (name in _LAST), -tests_in_file[item.path]
+
+    items.sort(key=order)  # a stable sort: the order within a file is kept
 
 
 @pytest.fixture(params=USABLE_BACKENDS)
