@@ -3,6 +3,7 @@
 from . import _onnx
 from ._collapse import ComponentCollapseWarning
 from .sources.chunks import Chunks
+from ._bayesian_mixture import BayesianGaussianMixture
 from ._gaussian_mixture import GaussianMixture
 from ._load import load
 from ._model_file import ModelFileError
@@ -14,6 +15,6 @@ from ._warmup import warmup
 _onnx.register_when_imported()
 
 __all__ = [
-    "Chunks", "ComponentCollapseWarning", "GaussianMixture", "ModelFileError", "load", "select_model", "show_versions",
+    "BayesianGaussianMixture", "Chunks", "ComponentCollapseWarning", "GaussianMixture", "ModelFileError", "load", "select_model", "show_versions",
     "warmup", "__version__",
 ]

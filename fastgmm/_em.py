@@ -41,8 +41,9 @@ class EMResult:
     reseeded: list = field(default_factory=list)
 
 
-def run_em(source, backend, params, *, reg_covar, tol, max_iter, lower_bound=-math.inf, on_iteration=None):
-    """Iterate EM from ``params``.
+def run_em(source, backend, params, *, reg_covar, tol, max_iter, lower_bound=-math.inf, on_iteration=None,
+           update=None):
+    """Iterate EM, or another algorithm of one pass and one update per iteration, from ``params``.
 
     Parameters
     ----------
@@ -57,6 +58,9 @@ def run_em(source, backend, params, *, reg_covar, tol, max_iter, lower_bound=-ma
         Lower bound of the starting point, for a warm start.
     on_iteration : callable, optional
         Called as ``on_iteration(n_iter, lower_bound, change)`` after each iteration.
+    update : callable, optional
+        ``update(stats, params) -> (new_params, lower_bound)``: the step after each pass, in place of EM's M-step
+        with its collapse policy (the variational mixture's); its lower bound is the one ``tol`` watches.
 
     Returns
     -------
@@ -64,7 +68,7 @@ def run_em(source, backend, params, *, reg_covar, tol, max_iter, lower_bound=-ma
     """
     if max_iter == 0:
         return EMResult(params, -math.inf, [], False, 0)
-    fused = getattr(source, "em_iterations", None) if on_iteration is None else None
+    fused = getattr(source, "em_iterations", None) if on_iteration is None and update is None else None
     lower_bounds = []
     reseeded = []
     converged = False
@@ -95,10 +99,14 @@ def run_em(source, backend, params, *, reg_covar, tol, max_iter, lower_bound=-ma
             previous = bounds[-2] if len(bounds) > 1 else previous
             stats = Statistics(*run["statistics"])
         n_iter += 1
-        lower_bound = stats.mean_log_likelihood
-        params, count, moved = m_step(
-            stats, params.covariance_type, reg_covar, partial(source.worst_explained, backend, params)
-        )
+        if update is None:
+            lower_bound = stats.mean_log_likelihood
+            params, count, moved = m_step(
+                stats, params.covariance_type, reg_covar, partial(source.worst_explained, backend, params)
+            )
+        else:
+            params, lower_bound = update(stats, params)
+            count, moved = 0, False
         if count:
             reseeded.append((n_iter, count))
         lower_bounds.append(lower_bound)

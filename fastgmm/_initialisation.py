@@ -164,6 +164,20 @@ def initial_parameters(
 
 def _moments(source, backend, n_components, covariance_type, reg_covar, init_params, random_state):
     """(weights, means, covariances) of the initial responsibilities, as scikit-learn's ``_initialize``."""
+    stats = initial_statistics(source, backend, n_components=n_components, covariance_type=covariance_type,
+                               init_params=init_params, random_state=random_state)
+    # scikit-learn's initial weights are N_k / n_samples, not renormalised: keep them so.
+    return estimate_moments(stats, covariance_type, reg_covar, weight_normaliser=stats.total_weight)
+
+
+def initial_statistics(source, backend, *, n_components, covariance_type, init_params, random_state):
+    """The statistics of the initial responsibilities of ``init_params``, drawn as scikit-learn draws them.
+
+    Returns
+    -------
+    Statistics
+        Moments about points near each component's mean (no log-likelihood: 0).
+    """
     first_row = np.tile(np.asarray(source.X[0], dtype=np.float64), (n_components, 1))
     total_weight = source.n_samples if source.sample_weight is None else float(source.sample_weight.sum())
     block_size = statistics_block_size(source.n_samples)
@@ -194,6 +208,4 @@ def _moments(source, backend, n_components, covariance_type, reg_covar, init_par
         nk, s1, _ = moments_about(first_row)
         means = first_row + s1 / (nk + NK_EPS)[:, None]
     nk, s1, s2 = moments_about(means)
-    stats = Statistics(0.0, total_weight, nk, s1, s2, means)
-    # scikit-learn's initial weights are N_k / n_samples, not renormalised: keep them so.
-    return estimate_moments(stats, covariance_type, reg_covar, weight_normaliser=total_weight)
+    return Statistics(0.0, total_weight, nk, s1, s2, means)

@@ -80,18 +80,9 @@ class Statistics:
         return self.log_likelihood / self.total_weight
 
 
-@dataclass(frozen=True)
-class MixtureParameters:
-    """The fitted quantities of a Gaussian mixture, all float64.
-
-    ``precisions_cholesky`` is what the kernels use; ``covariances`` is kept for the public attribute.
-    """
-
-    covariance_type: str
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-    precisions_cholesky: np.ndarray
+class KernelParameters:
+    """What every parameters object gives the kernels and the estimators, from its ``covariance_type``, ``means``,
+    ``precisions_cholesky`` and ``log_const()``."""
 
     @property
     def n_components(self):
@@ -100,16 +91,6 @@ class MixtureParameters:
     @property
     def n_features(self):
         return self.means.shape[1]
-
-    def log_const(self):
-        """``log(pi_k) + log det(U_k) - D/2 log(2 pi)``, shape (K,): the part of each log-density not tied to x."""
-        with np.errstate(divide="ignore"):
-            log_weights = np.log(self.weights)
-        return (
-            log_weights
-            + log_det_cholesky(self.precisions_cholesky, self.covariance_type, self.n_features)
-            - 0.5 * self.n_features * math.log(2 * math.pi)
-        )
 
     def kernel_arguments(self):
         """``(covariance_type, means, precisions_cholesky, log_const)`` as every backend takes them."""
@@ -127,6 +108,30 @@ class MixtureParameters:
     def n_parameters(self):
         """Number of free parameters, as counted by BIC and AIC."""
         return n_parameters(self.covariance_type, self.n_components, self.n_features)
+
+
+@dataclass(frozen=True)
+class MixtureParameters(KernelParameters):
+    """The fitted quantities of a Gaussian mixture, all float64.
+
+    ``precisions_cholesky`` is what the kernels use; ``covariances`` is kept for the public attribute.
+    """
+
+    covariance_type: str
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    precisions_cholesky: np.ndarray
+
+    def log_const(self):
+        """``log(pi_k) + log det(U_k) - D/2 log(2 pi)``, shape (K,): the part of each log-density not tied to x."""
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(self.weights)
+        return (
+            log_weights
+            + log_det_cholesky(self.precisions_cholesky, self.covariance_type, self.n_features)
+            - 0.5 * self.n_features * math.log(2 * math.pi)
+        )
 
 
 def n_parameters(covariance_type, n_components, n_features):

@@ -129,6 +129,37 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
     return precisions
 
 
+def check_mean_prior(mean_prior, n_features):
+    """Validated ``mean_prior`` of the Bayesian mixture: shape (D,), finite; float64."""
+    mean_prior = check_array(mean_prior, dtype=[np.float64, np.float32], ensure_2d=False, input_name="mean_prior")
+    _check_shape(mean_prior, (n_features,), "means")
+    return mean_prior.astype(np.float64)
+
+
+def check_covariance_prior(covariance_prior, covariance_type, n_features):
+    """Validated ``covariance_prior`` of the Bayesian mixture: (D, D) symmetric positive definite for 'full' and
+    'tied', (D,) positive for 'diag', a positive number for 'spherical'; float64 (a float for 'spherical')."""
+    if covariance_type == "spherical":
+        value = np.asarray(covariance_prior)
+        if value.ndim != 0 or not np.issubdtype(value.dtype, np.number) or not np.isfinite(value) or value <= 0:
+            raise ValueError(
+                f"The parameter 'covariance_prior' of a spherical mixture should be a positive number, got "
+                f"{covariance_prior!r}"
+            )
+        return float(value)
+    prior = check_array(covariance_prior, dtype=[np.float64, np.float32], ensure_2d=False,
+                        input_name="covariance_prior").astype(np.float64)
+    if covariance_type == "diag":
+        _check_shape(prior, (n_features,), "diag covariance_prior")
+        if np.any(prior <= 0.0):
+            raise ValueError("'diag precision' should be positive")
+        return prior
+    _check_shape(prior, (n_features, n_features), f"{covariance_type} covariance_prior")
+    if not (np.allclose(prior, prior.T) and np.all(np.linalg.eigvalsh(prior) > 0.0)):
+        raise ValueError(f"'{covariance_type} precision' should be symmetric, positive-definite")
+    return prior
+
+
 def check_sample_weight(sample_weight, X):
     """Validated sample weights as float64 (N,), or None for unit weights.
 

@@ -2,9 +2,9 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastgmm import GaussianMixture
+from fastgmm import BayesianGaussianMixture, GaussianMixture
 
 
-@parametrize_with_checks([GaussianMixture()])
+@parametrize_with_checks([GaussianMixture(), BayesianGaussianMixture()])
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

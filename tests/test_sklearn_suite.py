@@ -1,9 +1,10 @@
-"""scikit-learn's own GaussianMixture tests, run against fastgmm.
+"""scikit-learn's own GaussianMixture and BayesianGaussianMixture tests, run against fastgmm.
 
-The installed scikit-learn's ``sklearn/mixture/tests/test_gaussian_mixture.py`` and ``test_mixture.py`` are loaded
-with ``GaussianMixture`` bound to ``fastgmm.GaussianMixture`` (the name is swapped in ``sklearn.mixture`` only while
-each file is executed, so their module-level parametrisations build fastgmm estimators too), and every API-level
-test of theirs is collected here. An upgrade of scikit-learn that changes what its estimator promises then shows up
+The installed scikit-learn's ``sklearn/mixture/tests/test_gaussian_mixture.py``, ``test_bayesian_mixture.py`` and
+``test_mixture.py`` are loaded with ``GaussianMixture`` and ``BayesianGaussianMixture`` bound to fastgmm's (the
+names are swapped in ``sklearn.mixture`` only while each file is executed, so their module-level parametrisations
+build fastgmm estimators too), and every API-level test of theirs is collected here (a Bayesian test whose name the
+Gaussian file has too is collected as ``test_bayesian_...``). An upgrade of scikit-learn that changes what its estimator promises then shows up
 as a failing test of fastgmm.
 
 Both dtypes always run (scikit-learn's own conftest runs float32 only with ``SKLEARN_RUN_FLOAT32_TESTS=1``), and
@@ -37,44 +38,58 @@ EXCLUDED = {
     ),
     "test_gaussian_mixture_array_api_compliance": "scikit-learn's array API dispatch (fastgmm runs on NumPy arrays)",
     "test_gaussian_mixture_raises_where_array_api_not_implemented": "scikit-learn's array API dispatch",
+    "test_log_dirichlet_norm": "calls the private _log_dirichlet_norm",
+    "test_log_wishart_norm": "calls the private _log_wishart_norm",
+    "test_compare_covar_type": (
+        "calls BaseMixture's private _check_parameters and _initialize_parameters (tests/test_bayesian_mixture.py "
+        "checks the same relations between the covariance types at the start, through max_iter=0)"
+    ),
 }
+_FILES = ("test_gaussian_mixture.py", "test_bayesian_mixture.py", "test_mixture.py")
+_SWAPPED = ("GaussianMixture", "BayesianGaussianMixture")
 
 if not (_TESTS / "test_gaussian_mixture.py").is_file():  # a distribution that strips the tests from scikit-learn
     pytest.skip(f"the installed scikit-learn has no tests in {_TESTS}", allow_module_level=True)
 
 
 def _load(file_name):
-    """Execute one of scikit-learn's test files as a new module whose ``GaussianMixture`` is fastgmm's."""
+    """Execute one of scikit-learn's test files as a new module whose estimators are fastgmm's."""
     spec = importlib.util.spec_from_file_location(f"fastgmm_sklearn_suite_{Path(file_name).stem}", _TESTS / file_name)
     module = importlib.util.module_from_spec(spec)
-    original = sklearn.mixture.GaussianMixture
-    sklearn.mixture.GaussianMixture = fastgmm.GaussianMixture
+    originals = {name: getattr(sklearn.mixture, name) for name in _SWAPPED}
+    for name in _SWAPPED:
+        setattr(sklearn.mixture, name, getattr(fastgmm, name))
     try:
         spec.loader.exec_module(module)
     finally:
-        sklearn.mixture.GaussianMixture = original
-    assert module.GaussianMixture is fastgmm.GaussianMixture
+        for name, original in originals.items():
+            setattr(sklearn.mixture, name, original)
+    for name in _SWAPPED:
+        assert getattr(module, name, getattr(fastgmm, name)) is getattr(fastgmm, name)
     return module
 
 
 COLLECTED = {}
-for _file in ("test_gaussian_mixture.py", "test_mixture.py"):
+for _file in _FILES:
     _module = _load(_file)
     for _name, _test in vars(_module).items():
         if _name.startswith("test_") and callable(_test) and _name not in EXCLUDED:
-            assert _name not in COLLECTED, f"{_name} is defined in two of scikit-learn's files"
-            COLLECTED[_name] = _test
+            _key = _name
+            if _file == "test_bayesian_mixture.py" and _key in COLLECTED:
+                _key = "test_bayesian_" + _name[len("test_"):]
+            assert _key not in COLLECTED, f"{_name} is defined in two of scikit-learn's files"
+            COLLECTED[_key] = _test
 globals().update(COLLECTED)
 
 
 def test_exclusions_name_real_tests():
     """Every exclusion names a test that scikit-learn still has, so the list cannot go stale silently."""
     names = set()
-    for file_name in ("test_gaussian_mixture.py", "test_mixture.py"):
+    for file_name in _FILES:
         names |= {line.split("(")[0][4:] for line in (_TESTS / file_name).read_text().splitlines()
                   if line.startswith("def test_")}
     assert set(EXCLUDED) <= names
-    assert len(COLLECTED) >= 30
+    assert len(COLLECTED) >= 40
 
 
 @pytest.fixture(params=[np.float32, np.float64])
@@ -102,7 +117,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(autouse=True)
 def _only_fastgmm_estimators(request):
-    """test_mixture.py parametrises over scikit-learn's BayesianGaussianMixture too: that case tests scikit-learn."""
+    """Only fastgmm's estimators are tested here (a guard: every estimator the files build should be fastgmm's)."""
     callspec = getattr(request.node, "callspec", None)
     estimator = callspec.params.get("estimator") if callspec is not None else None
     if estimator is not None and not type(estimator).__module__.startswith("fastgmm"):

@@ -226,7 +226,7 @@ def test_other_input_types_fit_as_their_float64_values(variant):
 @pytest.mark.parametrize("layout", ["fortran", "strided", "read_only", "float32"])
 def test_float_input_is_read_in_place(monkeypatch, layout):
     """Float32 and float64 X are never copied, whatever their memory layout: the kernels read the caller's array."""
-    import fastgmm._gaussian_mixture as estimator_module
+    import fastgmm._base as estimator_module
 
     data = {
         "fortran": np.asfortranarray(X),

@@ -1,0 +1,101 @@
+"""Seconds per iteration of fastgmm's BayesianGaussianMixture against scikit-learn's and against fastgmm's own
+GaussianMixture, from the same start, and the peak extra memory of a fastgmm fit.
+
+    python benchmarks/bayesian_vs_sklearn.py [--n 1000000] [--features 8] [--components 16] [--repeats 3]
+
+The data are ``--components`` Gaussian blobs (``fastgmm demo``'s generator, well separated). Every fit starts from
+``init_params='random_from_data'`` with the same ``random_state`` (the same draws in both libraries), ``tol=0``,
+so all run the same iterations; a per-iteration time is ``(t(max_iter=1+m) - t(max_iter=1)) / m``, the median of
+interleaved repeats, after a warm-up fit that compiles or loads the kernels. Then one default fit end to end
+(``init_params='kmeans'``, default ``tol`` and ``max_iter``) of each library, and the peak memory a fastgmm fit
+adds to the process (``tracemalloc``-free: the resident set of a child process that only builds X, against one that
+builds X and fits).
+"""
+
+import argparse
+import multiprocessing
+import resource
+import time
+import warnings
+
+import numpy as np
+from sklearn.mixture import BayesianGaussianMixture as SklearnBayesianGaussianMixture
+
+from fastgmm import BayesianGaussianMixture, GaussianMixture
+from fastgmm.__main__ import _synthetic
+
+
+def demo_data(n_samples, n_features, n_components):
+    """Gaussian blobs with random covariances (the data of ``fastgmm demo``)."""
+    return _synthetic(n_samples, n_features, n_components, 0)[0]
+
+
+def _seconds(cls, X, covariance_type, max_iter, **settings):
+    model = cls(n_components=settings.pop("n_components"), covariance_type=covariance_type, tol=0, max_iter=max_iter,
+                random_state=0, init_params="random_from_data", **settings)
+    start = time.perf_counter()
+    model.fit(X)
+    return time.perf_counter() - start
+
+
+def _peak_rss(args, fit):
+    """Peak resident MiB of a child process that builds X and, with ``fit``, fits fastgmm's Bayesian mixture."""
+    X = demo_data(args.n, args.features, args.components)
+    if fit:
+        BayesianGaussianMixture(n_components=args.components, covariance_type=args.covariance_type, max_iter=5,
+                                random_state=0, init_params="random_from_data").fit(X)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, X.nbytes / 2**20
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=8)
+    parser.add_argument("--components", type=int, default=16)
+    parser.add_argument("--covariance-type", default="full")
+    parser.add_argument("--iterations", type=int, default=2, help="m, the extra iterations timed")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-default-fit", action="store_true")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    X = demo_data(args.n, args.features, args.components)
+    K, m = args.components, args.iterations
+    ways = {
+        "scikit-learn BayesianGaussianMixture": (SklearnBayesianGaussianMixture, {}),
+        "fastgmm BayesianGaussianMixture": (BayesianGaussianMixture, {}),
+        "fastgmm GaussianMixture": (GaussianMixture, {}),
+    }
+    for cls, extra in ways.values():
+        if cls is not SklearnBayesianGaussianMixture:
+            _seconds(cls, X[:20_000], args.covariance_type, 2, n_components=K, **extra)
+    times = {way: [] for way in ways}
+    for _ in range(args.repeats):
+        for way, (cls, extra) in ways.items():
+            long = _seconds(cls, X, args.covariance_type, 1 + m, n_components=K, **extra)
+            short = _seconds(cls, X, args.covariance_type, 1, n_components=K, **extra)
+            times[way].append((long - short) / m)
+    medians = {way: float(np.median(values)) for way, values in times.items()}
+    print(f"N={args.n}, D={args.features}, K={K}, {args.covariance_type}: seconds per iteration, medians of "
+          f"{args.repeats}")
+    for way, value in medians.items():
+        print(f"  {way}: {value:.4f}")
+    sklearn, ours, em = (medians[way] for way in ways)
+    print(f"  fastgmm / scikit-learn speed-up: {sklearn / ours:.1f}x; fastgmm Bayesian / GaussianMixture: "
+          f"{ours / em:.2f}")
+    if not args.no_default_fit:
+        for cls in (SklearnBayesianGaussianMixture, BayesianGaussianMixture):
+            model = cls(n_components=K, covariance_type=args.covariance_type, random_state=0)
+            start = time.perf_counter()
+            model.fit(X)
+            print(f"  default fit, {cls.__module__.split('.')[0]}: {time.perf_counter() - start:.2f} s, "
+                  f"{model.n_iter_} iterations, converged {model.converged_}")
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        base, x_mib = pool.apply(_peak_rss, (args, False))
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        fitted, _ = pool.apply(_peak_rss, (args, True))
+    print(f"  peak memory a fastgmm fit adds: {fitted - base:.0f} MiB (X is {x_mib:.0f} MiB; bound "
+          f"{0.1 * x_mib + 64:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
