@@ -1,7 +1,7 @@
 """fastgmm's command line (the ``fastgmm`` console script, or ``python -m fastgmm``).
 
   fastgmm demo [--plot out.png]                           fit a million synthetic points, compare with scikit-learn
-  fastgmm fit DATA -k K [-t full] -o MODEL                fit and save a model
+  fastgmm fit DATA -k K [-t full] -o MODEL [--bayesian]   fit and save a model (--bayesian: variational, K at most)
   fastgmm predict MODEL DATA [-o LABELS] [--proba]        labels (or probabilities) of the rows of DATA
   fastgmm score MODEL DATA                                mean log-likelihood, BIC and AIC of DATA
   fastgmm select DATA -k 1-20 [-t all] [-o MODEL] [--plot out.png]
@@ -125,18 +125,27 @@ def demo(args):
 
 
 def fit(args):
-    from . import GaussianMixture
+    from . import BayesianGaussianMixture, GaussianMixture
 
     X, names = _read(args)
-    model = GaussianMixture(args.k, covariance_type=args.covariance_type, progress=_progress(args),
-                            **_model_settings(args, X))
+    settings = dict(covariance_type=args.covariance_type, progress=_progress(args), **_model_settings(args, X))
+    if args.bayesian:
+        model = BayesianGaussianMixture(n_components=args.k, weight_concentration_prior_type=args.weight_prior,
+                                        weight_concentration_prior=args.weight_concentration_prior, **settings)
+    else:
+        model = GaussianMixture(args.k, **settings)
     start = time.perf_counter()
     model.fit(X)
     elapsed = time.perf_counter() - start
     model.save(args.output)
-    print(f"fitted {args.k} components ({args.covariance_type}) to {X.shape[0]:,} rows x {X.shape[1]} columns "
-          f"in {elapsed:.2f} s: {model.n_iter_} iterations, converged={model.converged_}, "
-          f"lower bound {model.lower_bound_:.6f}, BIC {model.bic(X):.3f}")
+    if args.bayesian:
+        used = int((model.weights_ >= 1e-2).sum())
+        summary = f"{used} of the {args.k} components have a weight of 1% or more"
+    else:
+        summary = f"BIC {model.bic(X):.3f}"
+    print(f"fitted {args.k} components ({args.covariance_type}{', variational' if args.bayesian else ''}) to "
+          f"{X.shape[0]:,} rows x {X.shape[1]} columns in {elapsed:.2f} s: {model.n_iter_} iterations, "
+          f"converged={model.converged_}, lower bound {model.lower_bound_:.6f}, {summary}")
     print(f"model saved to {args.output}")
     return 0
 
@@ -171,8 +180,9 @@ def predict(args):
 def score(args):
     model = _load(args.model)
     X, _ = _read(args)
-    print(f"rows: {X.shape[0]}\nmean log-likelihood: {model.score(X):.6f}\nBIC: {model.bic(X):.3f}\n"
-          f"AIC: {model.aic(X):.3f}")
+    print(f"rows: {X.shape[0]}\nmean log-likelihood: {model.score(X):.6f}")
+    if hasattr(model, "bic"):  # a variational mixture has no maximum-likelihood criterion
+        print(f"BIC: {model.bic(X):.3f}\nAIC: {model.aic(X):.3f}")
     return 0
 
 
@@ -278,6 +288,14 @@ def _parser():
     p.add_argument("-k", "--n-components", dest="k", type=int, required=True)
     p.add_argument("-t", "--covariance-type", default="full", choices=["full", "tied", "diag", "spherical"])
     p.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    p.add_argument("--bayesian", action="store_true",
+                   help="a variational Bayesian mixture (BayesianGaussianMixture): K is an upper bound, surplus "
+                        "components get weights near zero")
+    p.add_argument("--weight-prior", default="dirichlet_process", choices=["dirichlet_process",
+                                                                           "dirichlet_distribution"],
+                   help="with --bayesian: the prior on the weights (default dirichlet_process)")
+    p.add_argument("--weight-concentration-prior", type=float, default=None,
+                   help="with --bayesian: its concentration (default 1 / K); larger keeps more components")
     settings(p)
     p.set_defaults(func=fit)
 

@@ -21,6 +21,7 @@ from . import _validation
 from ._backends import BACKENDS, get_backend
 from ._collapse import COLLAPSED_WEIGHT, ComponentCollapseWarning
 from ._em import VerbosePrinter, run_em
+from ._model_file import save_model
 from ._progress import Progress
 from ._random import fit_generator
 from .sources import fit_source, prediction_source
@@ -367,6 +368,26 @@ class BaseMixture(DensityMixin, BaseEstimator):
             ]
         labels = np.concatenate([np.full(n, k, dtype=np.int64) for k, n in enumerate(counts)])
         return np.vstack(parts), labels
+
+    def save(self, file):
+        """Save the fitted model to an ``.npz`` file that :func:`fastgmm.load` reads back exactly, without pickle.
+
+        The layout is documented and versioned (``fastgmm._model_file``): plain arrays and JSON text, so a model
+        file from elsewhere cannot run code when loaded. A path is written atomically (a temporary file renamed).
+
+        Parameters
+        ----------
+        file : str, path-like or binary file object
+            Written as given (no ``.npz`` suffix is added).
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator is not fitted.
+        TypeError
+            If a parameter is of a type the format does not store (a callable, say).
+        """
+        save_model(self, file)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

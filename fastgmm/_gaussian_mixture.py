@@ -11,7 +11,6 @@ from ._backends import get_backend
 from ._base import BaseMixture, _log_likelihoods
 from ._initialisation import initial_parameters
 from ._parameters import COVARIANCE_TYPES, MixtureParameters
-from ._model_file import save_model
 
 # The fitted attributes a fit replaces, all or none.
 _FITTED_ATTRIBUTES = (
@@ -302,26 +301,6 @@ class GaussianMixture(BaseMixture):
         """Number of free parameters of the fitted model."""
         check_is_fitted(self)
         return self._parameters().n_parameters()
-
-    def save(self, file):
-        """Save the fitted model to an ``.npz`` file that :func:`fastgmm.load` reads back exactly, without pickle.
-
-        The layout is documented and versioned (``fastgmm._model_file``): plain arrays and JSON text, so a model
-        file from elsewhere cannot run code when loaded. A path is written atomically (a temporary file renamed).
-
-        Parameters
-        ----------
-        file : str, path-like or binary file object
-            Written as given (no ``.npz`` suffix is added).
-
-        Raises
-        ------
-        NotFittedError
-            If the estimator is not fitted.
-        TypeError
-            If a parameter is of a type the format does not store (a callable, say).
-        """
-        save_model(self, file)
 
     def to_sklearn(self):
         """An equivalent fitted :class:`sklearn.mixture.GaussianMixture`, for tools that take only scikit-learn's.

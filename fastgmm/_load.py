@@ -7,18 +7,24 @@ import os
 import numpy as np
 
 from ._backends import BACKENDS
+from ._bayesian_mixture import BayesianGaussianMixture
 from ._gaussian_mixture import GaussianMixture
-from ._parameters import MixtureParameters, covariance_shape, precision_cholesky_from_covariances
 from ._model_file import (
-    _ARRAY_PARAMS, _DTYPES, _FITTED_SCALARS, _OPTIONAL, _READABLE_VERSIONS, _REQUIRED, FORMAT, ModelFileError,
+    _DTYPES, _FITTED_SCALARS, BAYESIAN_FORMAT, FORMAT, FORMATS, PRIOR_SCALARS, ModelFileError, members_of,
 )
+from ._parameters import MixtureParameters, covariance_shape, precision_cholesky_from_covariances
+from ._validation import check_covariance_prior
+from ._variational import VariationalParameters
+
+_ESTIMATORS = {FORMAT: GaussianMixture, BAYESIAN_FORMAT: BayesianGaussianMixture}
 
 # |U^T Sigma U - I| of a consistent model is ~cond(Sigma)^(1/2) eps; this allows cond(Sigma) up to ~1e20.
 _CONSISTENCY = 1e-5
 
 
 def load(file):
-    """Load a model saved by :meth:`GaussianMixture.save`, checking every part of it.
+    """Load a model saved by :meth:`GaussianMixture.save` or :meth:`BayesianGaussianMixture.save`, checking every
+    part of it.
 
     The file is read with ``allow_pickle=False``: it holds plain arrays and JSON text only, so loading cannot run
     code. Everything is validated before a model is returned (members, dtypes, shapes, parameters, finiteness,
@@ -30,7 +36,7 @@ def load(file):
 
     Returns
     -------
-    GaussianMixture
+    GaussianMixture or BayesianGaussianMixture
         The fitted estimator, with the saved parameters and fitted attributes exactly.
 
     Raises
@@ -109,36 +115,43 @@ def _float_array(members, key, shape):
 
 def _model_from(members):
     keys = set(members)
-    if "format" not in keys or _text(members, "format") != FORMAT:
-        raise ModelFileError(f"not a fastgmm model file: no member 'format' equal to {FORMAT!r}")
+    file_format = _text(members, "format") if "format" in keys else None
+    if file_format not in FORMATS:
+        raise ModelFileError(f"not a fastgmm model file: no member 'format' equal to one of {sorted(FORMATS)}")
     version = members.get("format_version")
     if version is None or version.dtype.kind not in "iu" or version.shape != ():
         raise ModelFileError("member 'format_version' must be an integer")
-    if int(version) not in _READABLE_VERSIONS:
+    readable, array_params = FORMATS[file_format][1:]
+    if int(version) not in readable:
         raise ModelFileError(
-            f"format version {int(version)}; this fastgmm reads versions "
-            f"{', '.join(map(str, _READABLE_VERSIONS))} (a newer fastgmm wrote it?)"
+            f"format version {int(version)}; this fastgmm reads versions {', '.join(map(str, readable))} of "
+            f"{file_format} (a newer fastgmm wrote it?)"
         )
-    if _REQUIRED - keys:
-        raise ModelFileError(f"missing member(s) {sorted(_REQUIRED - keys)}")
-    if keys - _REQUIRED - _OPTIONAL:
-        raise ModelFileError(f"unexpected member(s) {sorted(keys - _REQUIRED - _OPTIONAL)}")
+    required, optional = members_of(file_format)
+    if required - keys:
+        raise ModelFileError(f"missing member(s) {sorted(required - keys)}")
+    if keys - required - optional:
+        raise ModelFileError(f"unexpected member(s) {sorted(keys - required - optional)}")
     _text(members, "fastgmm_version")
+    bayesian = file_format == BAYESIAN_FORMAT
 
     # Parameters: known names only, then the estimator's own validation.
+    cls = _ESTIMATORS[file_format]
     params = _json_object(members, "params")
-    known = set(GaussianMixture().get_params(deep=False))
+    known = set(cls().get_params(deep=False))
     if set(params) != known:
         raise ModelFileError(f"params must name exactly {sorted(known)}, got {sorted(params)}")
     params["random_state"] = _random_state(params["random_state"], members)
-    estimator = GaussianMixture(**params)
+    estimator = cls(**params)
     try:
         estimator._validate_params()
     except (ValueError, TypeError) as error:
         raise ModelFileError(f"invalid parameters: {error}") from None
 
     fitted = _json_object(members, "fitted")
-    expected = set(_FITTED_SCALARS) if int(version) >= 2 else set(_FITTED_SCALARS) - {"dtype"}
+    expected = set(_FITTED_SCALARS) if int(version) >= 2 or bayesian else set(_FITTED_SCALARS) - {"dtype"}
+    if bayesian:
+        expected |= set(PRIOR_SCALARS)
     if set(fitted) != expected:
         raise ModelFileError(f"fitted must name exactly {sorted(expected)}, got {sorted(fitted)}")
     fitted.setdefault("dtype", "float64")
@@ -153,15 +166,15 @@ def _model_from(members):
     if fitted["dtype"] not in _DTYPES:
         raise ModelFileError(f"dtype {fitted['dtype']!r} is not one of {list(_DTYPES)}")
 
-    # Initial arrays, when given, in the shapes fit validates.
-    for name in _ARRAY_PARAMS:
+    # Array parameters, when given, in the shapes fit validates.
+    shape = covariance_shape(covariance_type, K, D)
+    shapes = {"weights_init": (K,), "means_init": (K, D), "precisions_init": shape, "mean_prior": (D,),
+              "covariance_prior": shape[1:] if covariance_type in ("full", "diag") else shape}
+    for name in array_params:
         key = f"param_{name}"
         if key in members:
-            shape = {"weights_init": (K,), "means_init": (K, D),
-                     "precisions_init": covariance_shape(covariance_type, K, D)}[name]
-            setattr(estimator, name, _float_array(members, key, shape))
+            setattr(estimator, name, _float_array(members, key, shapes[name]))
 
-    shape = covariance_shape(covariance_type, K, D)
     arrays = {
         "weights_": _float_array(members, "weights_", (K,)),
         "means_": _float_array(members, "means_", (K, D)),
@@ -178,8 +191,11 @@ def _model_from(members):
     if lower_bounds.dtype != np.float64 or lower_bounds.ndim != 1 or np.any(np.isnan(lower_bounds)):
         raise ModelFileError("lower_bounds_ must be a 1-D float64 array without NaN")
 
-    params = MixtureParameters(covariance_type, arrays["weights_"], arrays["means_"], arrays["covariances_"],
-                               arrays["precisions_cholesky_"])
+    if bayesian:
+        params = _variational_parameters(members, estimator, fitted, arrays, K, D)
+    else:
+        params = MixtureParameters(covariance_type, arrays["weights_"], arrays["means_"], arrays["covariances_"],
+                                   arrays["precisions_cholesky_"])
     estimator._set_fitted(params, fitted.pop("dtype"), fitted.pop("converged_"), fitted.pop("n_iter_"),
                           float(lower_bound), lower_bounds)
     for key, value in fitted.items():
@@ -190,6 +206,50 @@ def _model_from(members):
             raise ModelFileError(f"feature_names_in_ must hold {D} strings, got dtype {names.dtype} {names.shape}")
         estimator.feature_names_in_ = names.astype(object)
     return estimator
+
+
+def _variational_parameters(members, estimator, fitted, arrays, K, D):
+    """The Bayesian mixture's posterior and priors, checked: positive concentrations and precisions, degrees of
+    freedom above D - 1, weights those of the concentrations, priors as fit validates them. Sets the ``*_prior_``
+    attributes (the numbers stay in ``fitted``)."""
+    covariance_type = estimator.covariance_type
+    process = estimator.weight_concentration_prior_type == "dirichlet_process"
+    concentration = _float_array(members, "weight_concentration_", (2, K) if process else (K,))
+    mean_precision = _float_array(members, "mean_precision_", (K,))
+    degrees_of_freedom = _float_array(members, "degrees_of_freedom_", () if covariance_type == "tied" else (K,))
+    prior_shape = covariance_shape(covariance_type, K, D)
+    prior_shape = prior_shape[1:] if covariance_type in ("full", "diag") else prior_shape
+    mean_prior = _float_array(members, "mean_prior_", (D,))
+    covariance_prior = _float_array(members, "covariance_prior_", () if covariance_type == "spherical" else prior_shape)
+    if np.any(concentration <= 0) or np.any(mean_precision <= 0):
+        raise ModelFileError("weight_concentration_ and mean_precision_ must be positive")
+    if np.any(degrees_of_freedom <= D - 1):
+        raise ModelFileError(f"degrees_of_freedom_ must be greater than n_features - 1 = {D - 1}")
+    for name in PRIOR_SCALARS:
+        value = fitted[name]
+        if type(value) is not float or not np.isfinite(value) or value <= 0:
+            raise ModelFileError(f"fitted {name} must be a positive number, got {value!r}")
+    if fitted["degrees_of_freedom_prior_"] <= D - 1:
+        raise ModelFileError(f"degrees_of_freedom_prior_ must be greater than n_features - 1 = {D - 1}")
+    try:
+        covariance_prior = check_covariance_prior(covariance_prior, covariance_type, D)
+    except ValueError as error:
+        raise ModelFileError(f"covariance_prior_: {error}") from None
+    params = VariationalParameters(
+        covariance_type,
+        estimator.weight_concentration_prior_type,
+        (concentration[0], concentration[1]) if process else concentration,
+        mean_precision,
+        arrays["means_"],
+        float(degrees_of_freedom) if covariance_type == "tied" else degrees_of_freedom,
+        arrays["covariances_"],
+        arrays["precisions_cholesky_"],
+    )
+    if not np.allclose(params.weights, arrays["weights_"], rtol=1e-10, atol=1e-15):
+        raise ModelFileError("weights_ are not the expected weights of weight_concentration_")
+    estimator.mean_prior_ = mean_prior.astype(fitted["dtype"])
+    estimator.covariance_prior_ = covariance_prior
+    return params
 
 
 def _random_state(value, members):

@@ -31,6 +31,14 @@ precisions_cholesky_   float64, same
 feature_names_in_      str, (D,)                   present when the model was fitted on named columns
 =====================  ==========================  =============================================================
 
+A ``BayesianGaussianMixture`` is saved in the same layout with ``format`` ``"fastgmm.BayesianGaussianMixture"``,
+format version 1, and these differences: its array parameters are ``param_mean_prior`` (D,) and
+``param_covariance_prior`` (by covariance type; a 'spherical' prior is a number in ``params``); ``fitted`` also
+names ``weight_concentration_prior_``, ``mean_precision_prior_`` and ``degrees_of_freedom_prior_`` (numbers); and it
+has the float64 members ``weight_concentration_`` ((2, K) for the Dirichlet process, (K,) for the distribution),
+``mean_precision_`` (K,), ``degrees_of_freedom_`` ((K,), () for 'tied'), ``mean_prior_`` (D,) and
+``covariance_prior_`` (by covariance type, () for 'spherical').
+
 The parameter arrays are the model's float64 parameters, whatever ``dtype`` says: a float32 model keeps its float64
 parameters beside its float32 attributes, and the file stores them, so a loaded model predicts and continues
 (``warm_start``) exactly as the saved one.
@@ -54,14 +62,37 @@ from ._version import __version__
 FORMAT = "fastgmm.GaussianMixture"
 FORMAT_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
-
-_ARRAY_PARAMS = ("weights_init", "means_init", "precisions_init")
+BAYESIAN_FORMAT = "fastgmm.BayesianGaussianMixture"
+# format: (version written, versions read, parameters stored as arrays)
+FORMATS = {
+    FORMAT: (FORMAT_VERSION, _READABLE_VERSIONS, ("weights_init", "means_init", "precisions_init")),
+    BAYESIAN_FORMAT: (1, (1,), ("mean_prior", "covariance_prior")),
+}
+_ARRAY_PARAMS = FORMATS[FORMAT][2]
 _FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
 _FITTED_SCALARS = {"converged_": bool, "n_iter_": int, "n_features_in_": int, "backend_": str, "dtype": str}
+# The Bayesian mixture's own: posterior and prior arrays, and prior numbers in ``fitted``.
+VARIATIONAL_ARRAYS = ("weight_concentration_", "mean_precision_", "degrees_of_freedom_", "mean_prior_",
+                      "covariance_prior_")
+PRIOR_SCALARS = ("weight_concentration_prior_", "mean_precision_prior_", "degrees_of_freedom_prior_")
 _DTYPES = ("float32", "float64")
 _REQUIRED = {"format", "format_version", "fastgmm_version", "params", "fitted", "lower_bound_", "lower_bounds_",
              *_FITTED_ARRAYS}
 _OPTIONAL = {"random_state_key", "feature_names_in_", *(f"param_{name}" for name in _ARRAY_PARAMS)}
+
+
+def members_of(file_format):
+    """``(required, optional)`` member names of a format."""
+    if file_format == FORMAT:
+        return _REQUIRED, _OPTIONAL
+    array_params = FORMATS[file_format][2]
+    return (_REQUIRED | set(VARIATIONAL_ARRAYS),
+            {"random_state_key", "feature_names_in_", *(f"param_{name}" for name in array_params)})
+
+
+def format_of(estimator):
+    """The file format of an estimator's class."""
+    return BAYESIAN_FORMAT if type(estimator).__name__ == "BayesianGaussianMixture" else FORMAT
 
 
 class ModelFileError(ValueError):
@@ -87,13 +118,14 @@ def save_model(estimator, file):
     A path is written atomically: to a temporary file in the same directory, then renamed.
     """
     check_is_fitted(estimator)
-    members = {"format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION, dtype=np.int64)}
+    file_format = format_of(estimator)
+    version, _, array_params = FORMATS[file_format]
+    members = {"format": np.array(file_format), "format_version": np.array(version, dtype=np.int64)}
     members["fastgmm_version"] = np.array(__version__)
     params = {}
     for name, value in estimator.get_params(deep=False).items():
-        if name in _ARRAY_PARAMS:
-            if value is not None:
-                members[f"param_{name}"] = np.asarray(value, dtype=np.float64)
+        if name in array_params and value is not None and not isinstance(value, Real):
+            members[f"param_{name}"] = np.asarray(value, dtype=np.float64)
             params[name] = None
         elif name == "callback":
             params[name] = None  # code is not data: a loaded model has no callback
@@ -106,13 +138,23 @@ def save_model(estimator, file):
     members["params"] = np.array(json.dumps(params))
     fitted = {name: kind(getattr(estimator, name)) for name, kind in _FITTED_SCALARS.items() if name != "dtype"}
     fitted["dtype"] = np.dtype(estimator.means_.dtype).name
+    if file_format == BAYESIAN_FORMAT:
+        fitted.update({name: float(getattr(estimator, name)) for name in PRIOR_SCALARS})
     members["fitted"] = np.array(json.dumps(fitted))
     members["lower_bound_"] = np.array(estimator.lower_bound_, dtype=np.float64)
     members["lower_bounds_"] = np.asarray(estimator.lower_bounds_, dtype=np.float64).reshape(-1)
     exact = estimator._parameters()
     arrays = {"weights_": exact.weights, "means_": exact.means, "covariances_": exact.covariances,
               "precisions_": exact.precisions(), "precisions_cholesky_": exact.precisions_cholesky}
-    for name in _FITTED_ARRAYS:
+    if file_format == BAYESIAN_FORMAT:
+        arrays.update({
+            "weight_concentration_": np.asarray(exact.weight_concentration),
+            "mean_precision_": exact.mean_precision,
+            "degrees_of_freedom_": np.asarray(exact.degrees_of_freedom),
+            "mean_prior_": estimator.mean_prior_,
+            "covariance_prior_": np.asarray(estimator.covariance_prior_),
+        })
+    for name in arrays:
         members[name] = np.asarray(arrays[name], dtype=np.float64)
     if hasattr(estimator, "feature_names_in_"):
         members["feature_names_in_"] = np.asarray(estimator.feature_names_in_, dtype=str)

@@ -212,3 +212,94 @@ def test_covariance_types_agree_at_the_start(prior_type):
     np.testing.assert_allclose(start["tied"], start["full"].mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(start["diag"], np.array([np.diag(c) for c in start["full"]]), rtol=1e-12)
     np.testing.assert_allclose(start["spherical"], start["diag"].mean(axis=1), rtol=1e-12)
+
+
+def test_every_data_source_gives_the_array_fit(tmp_path):
+    """A memmap, Chunks and a dask array give the posterior of the same rows in memory (priors included)."""
+    da = pytest.importorskip("dask.array")
+    from fastgmm import Chunks
+
+    X = make_blobs(3000, 3, 3, seed=15, offset=1e3)
+    weight = np.random.default_rng(1).uniform(0.5, 2.0, size=len(X))
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    settings = dict(n_components=4, covariance_type="full", random_state=0, max_iter=10, tol=0)
+    expected = fit_quietly(BayesianGaussianMixture(**settings), X, sample_weight=weight)
+    inputs = {
+        "memmap": (np.load(path, mmap_mode="r"), weight),
+        "chunks": (Chunks([(X[i:i + 700], weight[i:i + 700]) for i in range(0, len(X), 700)]), None),
+        "dask": (da.from_array(X, chunks=(800, 3)), da.from_array(weight, chunks=800)),
+    }
+    for name, (data, sample_weight) in inputs.items():
+        model = fit_quietly(BayesianGaussianMixture(**settings), data, sample_weight=sample_weight)
+        for attribute in ("means_", "covariances_", "weights_", "mean_prior_", "covariance_prior_"):
+            np.testing.assert_allclose(getattr(model, attribute), getattr(expected, attribute), rtol=1e-10,
+                                       err_msg=f"{name}: {attribute}")
+        np.testing.assert_allclose(model.lower_bounds_, expected.lower_bounds_, rtol=1e-10, err_msg=name)
+
+
+def test_progress_callback_sees_every_bound():
+    X = make_blobs(500, 2, 3, seed=16)
+    seen = []
+    model = fit_quietly(BayesianGaussianMixture(n_components=3, random_state=0, max_iter=8, tol=0,
+                                                callback=lambda row: seen.append(row)), X)
+    assert len(seen) == 8
+    assert [row["lower_bound"] for row in seen] == model.lower_bounds_
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_save_load_round_trip_predicts_and_continues_exactly(tmp_path, covariance_type, prior_type, dtype):
+    """A saved model loads with the same attributes, predicts the same, and a warm fit continues as the original."""
+    import fastgmm
+
+    X = make_blobs(800, 3, 3, seed=17).astype(dtype)
+    mean_prior = [0.5, 0.0, -0.5] if covariance_type != "tied" else None  # an array parameter, stored as a member
+    model = fit_quietly(BayesianGaussianMixture(n_components=4, covariance_type=covariance_type, max_iter=5, tol=0,
+                                                weight_concentration_prior_type=prior_type, random_state=0,
+                                                mean_prior=mean_prior, warm_start=True), X)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    restored = fastgmm.load(path)
+    assert type(restored) is BayesianGaussianMixture
+    assert restored.get_params().keys() == model.get_params().keys()
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_", "mean_precision_",
+                 "degrees_of_freedom_", "mean_prior_", "covariance_prior_", "weight_concentration_prior_",
+                 "mean_precision_prior_", "degrees_of_freedom_prior_", "lower_bound_", "n_iter_", "converged_"):
+        np.testing.assert_array_equal(np.asarray(getattr(restored, name)), np.asarray(getattr(model, name)),
+                                      err_msg=name)
+        assert np.asarray(getattr(restored, name)).dtype == np.asarray(getattr(model, name)).dtype, name
+    np.testing.assert_array_equal(np.asarray(restored.weight_concentration_), np.asarray(model.weight_concentration_))
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(restored.score_samples(X), model.score_samples(X))
+    fit_quietly(model, X)
+    fit_quietly(restored, X)
+    np.testing.assert_array_equal(restored.means_, model.means_)
+    assert restored.lower_bound_ == model.lower_bound_
+
+
+def test_damaged_bayesian_model_files_are_model_file_errors(tmp_path):
+    import fastgmm
+
+    X = make_blobs(300, 2, 3, seed=18)
+    model = fit_quietly(BayesianGaussianMixture(n_components=3, random_state=0), X)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    members = dict(np.load(path))
+    damages = {
+        "negative concentration": ("weight_concentration_", -members["weight_concentration_"]),
+        "degrees of freedom": ("degrees_of_freedom_", np.zeros_like(members["degrees_of_freedom_"])),
+        "weights": ("weights_", members["weights_"][::-1].copy()),
+        "shape": ("mean_prior_", np.zeros(3)),
+        "prior": ("covariance_prior_", -np.eye(2)),
+    }
+    for label, (key, value) in damages.items():
+        damaged = dict(members, **{key: value})
+        target = tmp_path / f"{label}.npz"
+        np.savez(target, **damaged)
+        with pytest.raises(fastgmm.ModelFileError):
+            fastgmm.load(target)
+    del members["mean_precision_"]
+    np.savez(tmp_path / "missing.npz", **members)
+    with pytest.raises(fastgmm.ModelFileError, match="missing member"):
+        fastgmm.load(tmp_path / "missing.npz")

@@ -54,6 +54,24 @@ def test_fit_predict_score_on_csv_columns_by_name(files):
     assert f"mean log-likelihood: {model.score(X):.6f}" in out and f"BIC: {model.bic(X):.3f}" in out
 
 
+def test_fit_bayesian_saves_a_variational_model_that_predicts_and_scores(files):
+    X = IRIS[COLUMNS].to_numpy()
+    out = run("fit", "iris.npy", "-k", 6, "--bayesian", "--weight-prior", "dirichlet_distribution", "-o",
+              "bayes.npz", "-q", cwd=files).stdout
+    assert "fitted 6 components (full, variational) to 150 rows x 2 columns" in out
+    expected = fastgmm.BayesianGaussianMixture(n_components=6, weight_concentration_prior_type="dirichlet_distribution",
+                                               random_state=0).fit(X)
+    model = fastgmm.load(files / "bayes.npz")
+    assert isinstance(model, fastgmm.BayesianGaussianMixture)
+    np.testing.assert_allclose(model.means_, expected.means_, rtol=1e-10)
+    used = int((expected.weights_ >= 1e-2).sum())
+    assert f"{used} of the 6 components have a weight of 1% or more" in out
+    printed = run("predict", "bayes.npz", "iris.npy", cwd=files).stdout.split()
+    np.testing.assert_array_equal(np.array(printed, dtype=int), expected.predict(X))
+    out = run("score", "bayes.npz", "iris.npy", cwd=files).stdout
+    assert f"mean log-likelihood: {expected.score(X):.6f}" in out and "BIC" not in out
+
+
 def test_parquet_input(files):
     pytest.importorskip("pyarrow")
     IRIS.to_parquet(files / "iris.parquet")
