@@ -150,6 +150,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
 
     def _fit_unguarded(self, X, sample_weight):
         self._validate_params()
+        self.__dict__.pop("_stream", None)  # a fit replaces partial_fit's running statistics
         source = fit_source(X, sample_weight, validate=self._validated_for_fit, n_jobs=self.n_jobs)
         self._fit_source(source, get_backend(self.backend))
         return source

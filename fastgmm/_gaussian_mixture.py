@@ -1,16 +1,23 @@
 """The estimator: scikit-learn's GaussianMixture API on fastgmm's one-pass EM."""
 
 import math
+import warnings
+from functools import partial
+from numbers import Real
 
 import numpy as np
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _sklearn_interop, _validation
 from ._backends import get_backend
 from ._base import BaseMixture, _log_likelihoods
+from ._collapse import ComponentCollapseWarning, m_step
 from ._initialisation import initial_parameters
+from ._online import combine, recentred, step_size
 from ._parameters import COVARIANCE_TYPES, MixtureParameters
+from ._random import fit_generator
+from .sources import fit_source
 
 # The fitted attributes a fit replaces, all or none.
 _FITTED_ATTRIBUTES = (
@@ -85,6 +92,19 @@ class GaussianMixture(BaseMixture):
         exactly as scikit-learn, and ``max(100000, 50 * n_components)`` random rows of out-of-core data (a
         ``numpy.memmap``, :class:`fastgmm.Chunks` or a dask array), so that the memory of a fit stays bounded
         whatever the number of rows. EM itself always uses every row.
+    progress : bool or 'auto', default=False
+        A progress bar over the iterations; 'auto' on a terminal.
+    callback : callable, default=None
+        Called after every iteration with a dict of the initialisation, the iteration, the lower bound and its
+        change.
+    learning_decay : float, default=0.7
+        kappa in (0.5, 1] of :meth:`partial_fit`'s step sizes ``eta_t = (learning_offset + t) ** -kappa`` (as in
+        scikit-learn's ``LatentDirichletAllocation``): how fast the weight of each new batch decreases.
+    learning_offset : float, default=10.0
+        t0 >= 0 of those step sizes: larger values damp the early batches.
+    step_size : float or None, default=None
+        A constant step in (0, 1] for :meth:`partial_fit` instead of the decaying ones: the model then follows a
+        drifting stream, forgetting a batch's statistics by the factor ``1 - step_size`` at every later batch.
 
     Attributes
     ----------
@@ -102,11 +122,12 @@ class GaussianMixture(BaseMixture):
     converged_ : bool
         Whether the best initialisation's EM converged.
     n_iter_ : int
-        EM iterations of the best initialisation.
+        EM iterations of the best initialisation; after :meth:`partial_fit`, the batches it has seen.
     lower_bound_ : float
-        Lower bound (mean log-likelihood per sample) of the best initialisation's last iteration.
+        Lower bound (mean log-likelihood per sample) of the best initialisation's last iteration; after
+        :meth:`partial_fit`, the last batch's mean log-likelihood under the parameters before its step.
     lower_bounds_ : list of float
-        Lower bound of every iteration of the best initialisation.
+        Lower bound of every iteration of the best initialisation; after :meth:`partial_fit`, of every batch.
     backend_ : str
         Name of the backend that fitted the model.
     n_features_in_ : int
@@ -148,6 +169,9 @@ class GaussianMixture(BaseMixture):
         "weights_init": ["array-like", None],
         "means_init": ["array-like", None],
         "precisions_init": ["array-like", None],
+        "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
+        "learning_offset": [Interval(Real, 0.0, None, closed="left")],
+        "step_size": [Interval(Real, 0.0, 1.0, closed="right"), None],
     }
 
     def __init__(
@@ -172,6 +196,9 @@ class GaussianMixture(BaseMixture):
         init_sample_size="auto",
         progress=False,
         callback=None,
+        learning_decay=0.7,
+        learning_offset=10.0,
+        step_size=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -192,6 +219,9 @@ class GaussianMixture(BaseMixture):
         self.init_sample_size = init_sample_size
         self.progress = progress
         self.callback = callback
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
+        self.step_size = step_size
 
     # ------------------------------------------------------------------------------------------------ fitting
 
@@ -212,6 +242,83 @@ class GaussianMixture(BaseMixture):
             random_state=random_state,
             **init_arrays,
         )
+
+    # --------------------------------------------------------------------------------------------- streaming
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online EM on a batch of data that need not be seen again.
+
+        The first call on an unfitted estimator initialises it from its batch (``init_params``, or the ``*_init``
+        arrays), as :meth:`fit` does; every call then computes the batch's statistics in one pass, moves the
+        running statistics towards them, ``s <- (1 - eta) s + eta stats(batch) / weight(batch)``, and takes the
+        M-step from the running statistics (with ``eta`` from ``learning_decay`` and ``learning_offset``, or
+        ``step_size``; Cappé and Moulines 2009). On a fitted model (by :meth:`fit`, say) it continues from the
+        fitted parameters. A collapsed component is re-seeded at the batch's worst-explained row, as in :meth:`fit`.
+        The estimator is left as it was when a batch is rejected.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), numpy.memmap, Chunks or dask.array.Array
+            The batch; the first one needs at least ``n_components`` rows, unless ``weights_init``, ``means_init``
+            and ``precisions_init`` are all given.
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : GaussianMixture
+
+        Notes
+        -----
+        ``n_iter_`` counts the batches, ``lower_bound_`` is the last batch's mean log-likelihood before its step
+        and ``lower_bounds_`` lists every batch's; ``converged_`` stays False (a stream has no last iteration).
+        The running statistics are part of the model: pickle, :meth:`save` and ``warm_start`` keep them, and
+        :meth:`fit` discards them.
+        """
+        saved = dict(self.__dict__)
+        try:
+            self._partial_fit(X, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+        return self
+
+    def _partial_fit(self, X, sample_weight):
+        self._validate_params()
+        first = not hasattr(self, "converged_")
+        validate = partial(_validation.validate_X, self, reset=first, ensure_min_samples=1)
+        source = fit_source(X, sample_weight, validate=validate, n_jobs=self.n_jobs)
+        backend = get_backend(self.backend)
+        with fit_generator(self.random_state) as random_state, backend.threads(self.n_jobs):
+            if first:
+                init_arrays = self._fit_context(source, backend)
+                if source.n_samples < self.n_components and any(value is None for value in init_arrays.values()):
+                    raise ValueError(
+                        f"The first batch of partial_fit needs at least n_components = {self.n_components} rows to "
+                        f"initialise the model, got {source.n_samples} (or give weights_init, means_init and "
+                        "precisions_init)"
+                    )
+                self.n_features_in_ = source.n_features
+                if source.feature_names is not None:
+                    self.feature_names_in_ = source.feature_names
+                params = self._initial_parameters(source, backend, random_state, init_arrays)
+            else:
+                params = self._parameters()
+            stats = source.statistics(backend, params)
+            steps, running = self.__dict__.get("_stream", (0, None))
+            batch = recentred(stats, self.covariance_type)
+            eta = step_size(steps, self.learning_decay, self.learning_offset, self.step_size)
+            running = batch if running is None else combine(running, batch, eta, self.covariance_type)
+            new_params, reseeded, _ = m_step(running, self.covariance_type, self.reg_covar,
+                                             partial(source.worst_explained, backend, params))
+        if reseeded:
+            warnings.warn(f"{reseeded} collapsed component(s) re-seeded by partial_fit at the batch's worst-explained "
+                          "row(s) (see docs/robustness.md in the fastgmm repository)", ComponentCollapseWarning)
+        bounds = ([] if first else list(self.lower_bounds_)) + [stats.mean_log_likelihood]
+        self._set_fitted(new_params, source.dtype, False, steps + 1, stats.mean_log_likelihood, bounds)
+        self.backend_ = backend.NAME
+        self._stream = (steps + 1, running)
 
     def _checked_init_arrays(self, n_features):
         """The user's initial weights, means and precisions, validated (the parameters themselves untouched)."""

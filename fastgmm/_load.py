@@ -10,9 +10,18 @@ from ._backends import BACKENDS
 from ._bayesian_mixture import BayesianGaussianMixture
 from ._gaussian_mixture import GaussianMixture
 from ._model_file import (
-    _DTYPES, _FITTED_SCALARS, BAYESIAN_FORMAT, FORMAT, FORMATS, PRIOR_SCALARS, ModelFileError, members_of,
+    _DTYPES,
+    _FITTED_SCALARS,
+    BAYESIAN_FORMAT,
+    FORMAT,
+    FORMATS,
+    ONLINE_PARAMS,
+    PRIOR_SCALARS,
+    STREAM_MEMBERS,
+    ModelFileError,
+    members_of,
 )
-from ._parameters import MixtureParameters, covariance_shape, precision_cholesky_from_covariances
+from ._parameters import MixtureParameters, Statistics, covariance_shape, precision_cholesky_from_covariances
 from ._validation import check_covariance_prior
 from ._variational import VariationalParameters
 
@@ -138,6 +147,8 @@ def _model_from(members):
     # Parameters: known names only, then the estimator's own validation.
     cls = _ESTIMATORS[file_format]
     params = _json_object(members, "params")
+    if not bayesian and int(version) < 3:
+        params = {**ONLINE_PARAMS, **params}
     known = set(cls().get_params(deep=False))
     if set(params) != known:
         raise ModelFileError(f"params must name exactly {sorted(known)}, got {sorted(params)}")
@@ -200,6 +211,9 @@ def _model_from(members):
                           float(lower_bound), lower_bounds)
     for key, value in fitted.items():
         setattr(estimator, key, value)
+    stream = [key for key in STREAM_MEMBERS if key in members]
+    if stream:
+        estimator._stream = _stream(members, stream, covariance_type, K, D)
     if "feature_names_in_" in members:
         names = members["feature_names_in_"]
         if names.dtype.kind != "U" or names.shape != (D,):
@@ -250,6 +264,23 @@ def _variational_parameters(members, estimator, fitted, arrays, K, D):
     estimator.mean_prior_ = mean_prior.astype(fitted["dtype"])
     estimator.covariance_prior_ = covariance_prior
     return params
+
+
+def _stream(members, present, covariance_type, K, D):
+    """partial_fit's ``(steps, running statistics)``, checked: all five members, shapes, finite values, weights a
+    distribution."""
+    if len(present) != len(STREAM_MEMBERS):
+        raise ModelFileError(f"the stream_* members come all together, got only {sorted(present)}")
+    steps = members["stream_steps"]
+    if steps.dtype.kind not in "iu" or steps.shape != () or int(steps) < 1:
+        raise ModelFileError("stream_steps must be a positive integer")
+    log_likelihood = float(_float_array(members, "stream_log_likelihood", ()))
+    nk = _float_array(members, "stream_nk", (K,))
+    if np.any(nk < 0) or not abs(nk.sum() - 1.0) <= 1e-8:
+        raise ModelFileError(f"stream_nk must be non-negative and sum to 1, got sum {nk.sum()!r}")
+    means = _float_array(members, "stream_means", (K, D))
+    s2 = _float_array(members, "stream_s2", covariance_shape(covariance_type, K, D))
+    return int(steps), Statistics(log_likelihood, 1.0, nk, np.zeros((K, D)), s2, means)
 
 
 def _random_state(value, members):

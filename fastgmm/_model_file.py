@@ -1,8 +1,10 @@
 """The model file: its format and its writer. Fitted models are saved as plain ``.npz`` files, no pickle, so that
 loading one (``fastgmm._load``, above the estimator) cannot run code.
 
-Layout, format version 2 (every member a plain array; read with ``allow_pickle=False``). Version 1, read too, is
-the same without ``dtype`` in ``fitted`` (its models are float64).
+Layout, format version 3 (every member a plain array; read with ``allow_pickle=False``). Versions 1 and 2, read
+too, are the same without the parameters ``learning_decay``, ``learning_offset`` and ``step_size`` (read as their
+defaults) and without the ``stream_*`` members; version 1 also without ``dtype`` in ``fitted`` (its models are
+float64).
 
 =====================  ==========================  =============================================================
 member                 dtype, shape                content
@@ -29,6 +31,12 @@ covariances_           float64, by covariance      full (K, D, D), tied (D, D), 
 precisions_            float64, same
 precisions_cholesky_   float64, same
 feature_names_in_      str, (D,)                   present when the model was fitted on named columns
+stream_steps           int64, ()                   present, with the four below, when ``partial_fit`` made the model:
+                                                   the batches seen
+stream_log_likelihood  float64, ()                 its running statistics: the mean log-likelihood,
+stream_nk              float64, (K,)               the weights (summing to 1),
+stream_means           float64, (K, D)             the means the moments are about,
+stream_s2              float64, by covariance      and the second moments about them per unit weight
 =====================  ==========================  =============================================================
 
 A ``BayesianGaussianMixture`` is saved in the same layout with ``format`` ``"fastgmm.BayesianGaussianMixture"``,
@@ -60,8 +68,8 @@ from sklearn.utils.validation import check_is_fitted
 from ._version import __version__
 
 FORMAT = "fastgmm.GaussianMixture"
-FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 BAYESIAN_FORMAT = "fastgmm.BayesianGaussianMixture"
 # format: (version written, versions read, parameters stored as arrays)
 FORMATS = {
@@ -78,7 +86,11 @@ PRIOR_SCALARS = ("weight_concentration_prior_", "mean_precision_prior_", "degree
 _DTYPES = ("float32", "float64")
 _REQUIRED = {"format", "format_version", "fastgmm_version", "params", "fitted", "lower_bound_", "lower_bounds_",
              *_FITTED_ARRAYS}
-_OPTIONAL = {"random_state_key", "feature_names_in_", *(f"param_{name}" for name in _ARRAY_PARAMS)}
+# partial_fit's running statistics (format version 3): all or none.
+STREAM_MEMBERS = ("stream_steps", "stream_log_likelihood", "stream_nk", "stream_means", "stream_s2")
+# Constructor parameters added in format version 3, with the defaults older files mean.
+ONLINE_PARAMS = {"learning_decay": 0.7, "learning_offset": 10.0, "step_size": None}
+_OPTIONAL = {"random_state_key", "feature_names_in_", *(f"param_{name}" for name in _ARRAY_PARAMS), *STREAM_MEMBERS}
 
 
 def members_of(file_format):
@@ -158,6 +170,11 @@ def save_model(estimator, file):
         members[name] = np.asarray(arrays[name], dtype=np.float64)
     if hasattr(estimator, "feature_names_in_"):
         members["feature_names_in_"] = np.asarray(estimator.feature_names_in_, dtype=str)
+    if "_stream" in estimator.__dict__:
+        steps, running = estimator._stream
+        members.update(stream_steps=np.array(steps, dtype=np.int64),
+                       stream_log_likelihood=np.array(running.log_likelihood, dtype=np.float64),
+                       stream_nk=running.nk, stream_means=running.shift, stream_s2=np.asarray(running.s2))
 
     if hasattr(file, "write"):
         np.savez(file, **members)

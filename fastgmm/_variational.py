@@ -124,7 +124,6 @@ class VariationalParameters(KernelParameters):
         )
 
 
-
 def priors_from_moments(covariance_type, weight_concentration_prior_type, n_components, n_features, mean, scatter,
                         *, weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                         degrees_of_freedom_prior=None, covariance_prior=None):
@@ -204,8 +203,8 @@ def posterior(nk, xk, sk, covariance_type, priors):
     pull = nk * beta0 / mean_precision
     if covariance_type == "full":
         degrees_of_freedom = nu0 + nk
-        covariances = priors.covariance + nk[:, None, None] * sk + pull[:, None, None] * np.einsum("ki,kj->kij", diff,
-                                                                                                  diff)
+        scatter_of_means = np.einsum("ki,kj->kij", diff, diff)
+        covariances = priors.covariance + nk[:, None, None] * sk + pull[:, None, None] * scatter_of_means
         covariances /= degrees_of_freedom[:, None, None]
     elif covariance_type == "tied":
         degrees_of_freedom = nu0 + nk.sum() / K

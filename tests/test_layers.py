@@ -14,7 +14,7 @@ LAYERS = [
     ("entry points", ["fastgmm", "fastgmm.__main__", "fastgmm._files", "fastgmm._load", "fastgmm._onnx",
                       "fastgmm._plot", "fastgmm._selection", "fastgmm._show_versions", "fastgmm._warmup"]),
     ("estimators", ["fastgmm._base", "fastgmm._bayesian_mixture", "fastgmm._gaussian_mixture"]),
-    ("EM driver", ["fastgmm._collapse", "fastgmm._em", "fastgmm._initialisation", "fastgmm._kmeans",
+    ("EM driver", ["fastgmm._collapse", "fastgmm._em", "fastgmm._online", "fastgmm._initialisation", "fastgmm._kmeans",
                    "fastgmm._model_file", "fastgmm._progress", "fastgmm._random", "fastgmm._sklearn_interop",
                    "fastgmm._ward"]),
     ("data sources", ["fastgmm.sources", "fastgmm.sources.arrays", "fastgmm.sources.blocks", "fastgmm.sources.chunks",

@@ -90,7 +90,7 @@ def test_save_to_a_path_writes_exactly_that_file(tmp_path):
     assert_same_estimator(fastgmm.load(str(path)), model)
     # Plain numpy reads it without pickle.
     with np.load(path, allow_pickle=False) as archive:
-        assert str(archive["format"]) == "fastgmm.GaussianMixture" and int(archive["format_version"]) == 2
+        assert str(archive["format"]) == "fastgmm.GaussianMixture" and int(archive["format_version"]) == 3
 
 
 def test_float32_model_round_trips_exactly(tmp_path):
@@ -114,18 +114,43 @@ def test_float32_model_round_trips_exactly(tmp_path):
     assert restored.lower_bounds_ == model.lower_bounds_
 
 
-def test_version_1_files_are_read_as_float64():
-    model = GaussianMixture(2, random_state=0).fit(X)
+def saved_members(model):
+    """The members of ``model``'s file, as a dict of arrays."""
     buffer = io.BytesIO()
     model.save(buffer)
     with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as archive:
-        members = {key: archive[key] for key in archive.files}
+        return {key: archive[key] for key in archive.files}
+
+
+def load_members(members):
+    """``fastgmm.load`` of a file holding ``members``."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **members)
+    return fastgmm.load(io.BytesIO(buffer.getvalue()))
+
+
+def test_version_1_files_are_read_as_float64():
+    model = GaussianMixture(2, random_state=0).fit(X)
+    members = saved_members(model)
     fitted = json.loads(str(members["fitted"]))
     del fitted["dtype"]
     members["fitted"], members["format_version"] = np.array(json.dumps(fitted)), np.array(1)
-    old = io.BytesIO()
-    np.savez(old, **members)
-    assert_same_estimator(fastgmm.load(io.BytesIO(old.getvalue())), model)
+    assert_same_estimator(load_members(members), model)
+
+
+def test_version_2_files_without_the_online_parameters_get_their_defaults():
+    model = GaussianMixture(2, random_state=0).fit(X)
+    members = saved_members(model)
+    params = json.loads(str(members["params"]))
+    for name in ("learning_decay", "learning_offset", "step_size"):
+        del params[name]
+    members["params"], members["format_version"] = np.array(json.dumps(params)), np.array(2)
+    restored = load_members(members)
+    assert_same_estimator(restored, model)
+    assert (restored.learning_decay, restored.learning_offset, restored.step_size) == (0.7, 10.0, None)
+    members["format_version"] = np.array(3)  # version 3 names them
+    with pytest.raises(fastgmm.ModelFileError, match="params must name exactly"):
+        load_members(members)
 
 
 def test_save_unfitted_raises_and_failed_save_leaves_no_file(tmp_path):
@@ -202,7 +227,8 @@ TAMPERED = [
     ("unexpected member", setter("extra", np.zeros(2)), r"unexpected member\(s\) \['extra'\]"),
     ("other format", setter("format", np.array("something else")), "no member 'format' equal to"),
     ("format not text", setter("format", np.zeros(3)), "'format' must be a string"),
-    ("newer format version", setter("format_version", np.array(3)), "format version 3; this fastgmm reads versions 1, 2"),
+    ("newer format version", setter("format_version", np.array(4)),
+     "format version 4; this fastgmm reads versions 1, 2, 3"),
     ("version 1 with a dtype", setter("format_version", np.array(1)), "fitted must name exactly"),
     ("unknown dtype", with_json("fitted", dtype="float16"), "dtype 'float16' is not one of"),
     ("params not JSON", setter("params", np.array("{not json")), "'params' is not valid JSON"),
