@@ -2,6 +2,7 @@
 
   fastgmm demo [--plot out.png]                           fit a million synthetic points, compare with scikit-learn
   fastgmm fit DATA -k K [-t full] -o MODEL [--bayesian]   fit and save a model (--bayesian: variational, K at most)
+  fastgmm fit DATA [DATA ...] --stream -k K -o MODEL      files or directories read once, in order, by partial_fit
   fastgmm predict MODEL DATA [-o LABELS] [--proba]        labels (or probabilities) of the rows of DATA
   fastgmm score MODEL DATA                                mean log-likelihood, BIC and AIC of DATA
   fastgmm select DATA -k 1-20 [-t all] [-o MODEL] [--plot out.png]
@@ -127,6 +128,10 @@ def demo(args):
 def fit(args):
     from . import BayesianGaussianMixture, GaussianMixture
 
+    if args.stream:
+        return _fit_stream(args)
+    if args.more_data:
+        raise SystemExit("fastgmm fit: several data files need --stream (or join them into one file)")
     X, names = _read(args)
     settings = dict(covariance_type=args.covariance_type, progress=_progress(args), **_model_settings(args, X))
     if args.bayesian:
@@ -146,6 +151,43 @@ def fit(args):
     print(f"fitted {args.k} components ({args.covariance_type}{', variational' if args.bayesian else ''}) to "
           f"{X.shape[0]:,} rows x {X.shape[1]} columns in {elapsed:.2f} s: {model.n_iter_} iterations, "
           f"converged={model.converged_}, lower bound {model.lower_bound_:.6f}, {summary}")
+    print(f"model saved to {args.output}")
+    return 0
+
+
+def _fit_stream(args):
+    """``fastgmm fit --stream``: every file once, in order, one ``partial_fit`` each (online EM)."""
+    from . import GaussianMixture
+    from ._files import read_data, stream_files
+
+    if args.bayesian:
+        raise SystemExit("fastgmm fit: --stream fits a GaussianMixture by online EM; --bayesian has no stream")
+    files = stream_files([args.data, *args.more_data])
+    columns = args.columns.split(",") if args.columns else None
+    model = bar = None
+    rows = 0
+    start = time.perf_counter()
+    if _progress(args) == "auto" and sys.stderr is not None and sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(files), desc="stream", unit="file", leave=False, file=sys.stderr)
+    for path in files:
+        X, _ = read_data(path, columns=columns, key=args.key)
+        if model is None:
+            settings = {key: value for key, value in _model_settings(args, X).items()
+                        if key not in ("max_iter", "n_init", "tol")}
+            model = GaussianMixture(args.k, covariance_type=args.covariance_type, step_size=args.step_size, **settings)
+        model.partial_fit(X)
+        rows += X.shape[0]
+        if bar is not None:
+            bar.set_postfix(lower_bound=f"{model.lower_bound_:.6g}", refresh=False)
+            bar.update()
+    if bar is not None:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    model.save(args.output)
+    print(f"streamed {len(files)} file(s), {rows:,} rows x {model.n_features_in_} columns, through {args.k} components "
+          f"({args.covariance_type}) in {elapsed:.2f} s: last batch's mean log-likelihood {model.lower_bound_:.6f}")
     print(f"model saved to {args.output}")
     return 0
 
@@ -288,6 +330,12 @@ def _parser():
     p.add_argument("-k", "--n-components", dest="k", type=int, required=True)
     p.add_argument("-t", "--covariance-type", default="full", choices=["full", "tied", "diag", "spherical"])
     p.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    p.add_argument("more_data", nargs="*", metavar="DATA", help="with --stream: more files or directories")
+    p.add_argument("--stream", action="store_true",
+                   help="read each file (a directory: its data files by name) once, in order, one partial_fit step "
+                        "each: online EM for data that do not fit in memory or arrive in pieces")
+    p.add_argument("--step-size", type=float, default=None,
+                   help="with --stream: a constant step for a drifting stream (default: decaying steps)")
     p.add_argument("--bayesian", action="store_true",
                    help="a variational Bayesian mixture (BayesianGaussianMixture): K is an upper bound, surplus "
                         "components get weights near zero")

@@ -36,6 +36,29 @@ def column_indices(names, columns, path):
     return indices
 
 
+def stream_files(paths):
+    """The data files a stream reads, in order: each path as given, a directory as its data files sorted by name.
+
+    Raises
+    ------
+    DataFileError
+        When a path does not exist or a directory holds no data file.
+    """
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(os.path.join(path, name) for name in os.listdir(path)
+                           if os.path.splitext(name)[1].lower() in FORMATS)
+            if not found:
+                raise DataFileError(f"{path}: a directory with no data file ({', '.join(FORMATS)})")
+            files += found
+        elif not os.path.exists(path):
+            raise DataFileError(f"{path}: no such file")
+        else:
+            files.append(str(path))
+    return files
+
+
 def read_data(path, columns=None, key=None):
     """The rows of a data file as a 2-D float array, and the names of its columns.
 

@@ -72,6 +72,29 @@ def test_fit_bayesian_saves_a_variational_model_that_predicts_and_scores(files):
     assert f"mean log-likelihood: {expected.score(X):.6f}" in out and "BIC" not in out
 
 
+def test_fit_stream_reads_each_file_once_through_partial_fit(files):
+    X = IRIS[COLUMNS].to_numpy()
+    parts = files / "parts"
+    parts.mkdir()
+    pieces = [X[:60], X[60:110], X[110:]]
+    for i, piece in enumerate(pieces):
+        np.save(parts / f"part{i}.npy", piece)
+    out = run("fit", "parts", "--stream", "-k", 3, "-o", "stream.npz", "-q", cwd=files).stdout
+    assert "streamed 3 file(s), 150 rows x 2 columns" in out
+    expected = GaussianMixture(3, random_state=0)
+    for piece in pieces:
+        expected.partial_fit(piece)
+    model = fastgmm.load(files / "stream.npz")
+    np.testing.assert_allclose(model.means_, expected.means_, rtol=1e-10)
+    assert model.n_iter_ == 3 and model._stream[0] == 3
+    # Files named one by one, the same stream; several files without --stream are an error.
+    run("fit", "parts/part0.npy", "parts/part1.npy", "parts/part2.npy", "--stream", "-k", 3, "-o", "named.npz", "-q",
+        cwd=files)
+    np.testing.assert_array_equal(fastgmm.load(files / "named.npz").means_, model.means_)
+    error = run("fit", "parts/part0.npy", "parts/part1.npy", "-k", 3, "-o", "x.npz", cwd=files, expect=1).stderr
+    assert "need --stream" in error
+
+
 def test_parquet_input(files):
     pytest.importorskip("pyarrow")
     IRIS.to_parquet(files / "iris.parquet")
