@@ -191,7 +191,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
                 else:
                     params, lower_bound = self._parameters(), self.lower_bound_
                 result = run_em(
-                    source,
+                    self._em_source(source, context),
                     backend,
                     params,
                     reg_covar=self.reg_covar,
@@ -235,6 +235,10 @@ class BaseMixture(DensityMixin, BaseEstimator):
     def _update(self, context):
         """``run_em``'s ``update``: None for EM's M-step."""
         return None
+
+    def _em_source(self, source, context):
+        """What ``run_em`` iterates over for one initialisation: the data source itself, by default."""
+        return source
 
     def _validated_for_fit(self, X):
         return _validation.validate_X(self, X, reset=True, ensure_min_samples=2)

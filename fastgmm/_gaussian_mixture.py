@@ -3,7 +3,7 @@
 import math
 import warnings
 from functools import partial
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -12,9 +12,9 @@ from sklearn.utils.validation import check_is_fitted
 from . import _sklearn_interop, _validation
 from ._backends import get_backend
 from ._base import BaseMixture, _log_likelihoods
-from ._collapse import ComponentCollapseWarning, m_step
+from ._collapse import ComponentCollapseWarning
 from ._initialisation import initial_parameters
-from ._online import combine, recentred, step_size
+from ._online import MiniBatchEpochs, Schedule, epoch_update, online_step
 from ._parameters import COVARIANCE_TYPES, MixtureParameters
 from ._random import fit_generator
 from .sources import fit_source
@@ -105,6 +105,12 @@ class GaussianMixture(BaseMixture):
     step_size : float or None, default=None
         A constant step in (0, 1] for :meth:`partial_fit` instead of the decaying ones: the model then follows a
         drifting stream, forgetting a batch's statistics by the factor ``1 - step_size`` at every later batch.
+    batch_size : int or None, default=None
+        None: :meth:`fit` runs exact EM, one pass over all rows per iteration. An int: mini-batch EM for very large
+        N, where a pass per iteration is too slow: each iteration (epoch) is an online-EM step (as in
+        :meth:`partial_fit`, with the same step sizes) on every batch of ``batch_size`` consecutive rows in turn, and
+        its lower bound the mean of the batches' log-likelihoods. For an in-memory array or a memmap whose rows come
+        in random order.
 
     Attributes
     ----------
@@ -172,6 +178,7 @@ class GaussianMixture(BaseMixture):
         "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
         "learning_offset": [Interval(Real, 0.0, None, closed="left")],
         "step_size": [Interval(Real, 0.0, 1.0, closed="right"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -199,6 +206,7 @@ class GaussianMixture(BaseMixture):
         learning_decay=0.7,
         learning_offset=10.0,
         step_size=None,
+        batch_size=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -222,6 +230,7 @@ class GaussianMixture(BaseMixture):
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
         self.step_size = step_size
+        self.batch_size = batch_size
 
     # ------------------------------------------------------------------------------------------------ fitting
 
@@ -305,13 +314,9 @@ class GaussianMixture(BaseMixture):
                 params = self._initial_parameters(source, backend, random_state, init_arrays)
             else:
                 params = self._parameters()
-            stats = source.statistics(backend, params)
             steps, running = self.__dict__.get("_stream", (0, None))
-            batch = recentred(stats, self.covariance_type)
-            eta = step_size(steps, self.learning_decay, self.learning_offset, self.step_size)
-            running = batch if running is None else combine(running, batch, eta, self.covariance_type)
-            new_params, reseeded, _ = m_step(running, self.covariance_type, self.reg_covar,
-                                             partial(source.worst_explained, backend, params))
+            new_params, running, stats, reseeded = online_step(source, backend, params, running, steps,
+                                                               self.covariance_type, self.reg_covar, self._schedule())
         if reseeded:
             warnings.warn(f"{reseeded} collapsed component(s) re-seeded by partial_fit at the batch's worst-explained "
                           "row(s) (see docs/robustness.md in the fastgmm repository)", ComponentCollapseWarning)
@@ -319,6 +324,22 @@ class GaussianMixture(BaseMixture):
         self._set_fitted(new_params, source.dtype, False, steps + 1, stats.mean_log_likelihood, bounds)
         self.backend_ = backend.NAME
         self._stream = (steps + 1, running)
+
+    def _schedule(self):
+        return Schedule(self.learning_decay, self.learning_offset, self.step_size)
+
+    def _update(self, context):
+        return None if self.batch_size is None else epoch_update
+
+    def _em_source(self, source, context):
+        if self.batch_size is None:
+            return source
+        if getattr(source, "batches", None) is None:
+            raise ValueError(
+                "batch_size (mini-batch EM) needs an in-memory array or a numpy.memmap; stream Chunks or a dask "
+                "array through partial_fit instead"
+            )
+        return MiniBatchEpochs(source, self.batch_size, self.covariance_type, self.reg_covar, self._schedule())
 
     def _checked_init_arrays(self, n_features):
         """The user's initial weights, means and precisions, validated (the parameters themselves untouched)."""

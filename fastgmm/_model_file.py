@@ -2,8 +2,8 @@
 loading one (``fastgmm._load``, above the estimator) cannot run code.
 
 Layout, format version 3 (every member a plain array; read with ``allow_pickle=False``). Versions 1 and 2, read
-too, are the same without the parameters ``learning_decay``, ``learning_offset`` and ``step_size`` (read as their
-defaults) and without the ``stream_*`` members; version 1 also without ``dtype`` in ``fitted`` (its models are
+too, are the same without the parameters ``learning_decay``, ``learning_offset``, ``step_size`` and ``batch_size``
+(read as their defaults) and without the ``stream_*`` members; version 1 also without ``dtype`` in ``fitted`` (its models are
 float64).
 
 =====================  ==========================  =============================================================
@@ -89,7 +89,7 @@ _REQUIRED = {"format", "format_version", "fastgmm_version", "params", "fitted", 
 # partial_fit's running statistics (format version 3): all or none.
 STREAM_MEMBERS = ("stream_steps", "stream_log_likelihood", "stream_nk", "stream_means", "stream_s2")
 # Constructor parameters added in format version 3, with the defaults older files mean.
-ONLINE_PARAMS = {"learning_decay": 0.7, "learning_offset": 10.0, "step_size": None}
+ONLINE_PARAMS = {"learning_decay": 0.7, "learning_offset": 10.0, "step_size": None, "batch_size": None}
 _OPTIONAL = {"random_state_key", "feature_names_in_", *(f"param_{name}" for name in _ARRAY_PARAMS), *STREAM_MEMBERS}
 
 

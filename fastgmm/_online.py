@@ -6,9 +6,92 @@ and two sets are combined by the parallel-variance formula (Chan, Golub and LeVe
 means instead of subtracting raw moments, so batches far from the origin lose nothing.
 """
 
+import warnings
+from dataclasses import dataclass
+from functools import partial
+
 import numpy as np
 
+from ._collapse import ComponentCollapseWarning, m_step
 from ._parameters import NK_EPS, Statistics
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The step sizes of online EM: ``(learning_offset + t) ** -learning_decay`` after t batches, or ``constant``."""
+
+    learning_decay: float
+    learning_offset: float
+    constant: object = None
+
+    def eta(self, steps):
+        return step_size(steps, self.learning_decay, self.learning_offset, self.constant)
+
+
+def online_step(source, backend, params, running, steps, covariance_type, reg_covar, schedule):
+    """One online-EM step on the batch ``source`` from ``params`` and the running statistics after ``steps``
+    batches (None before the first).
+
+    Returns
+    -------
+    new_params : MixtureParameters
+    running : Statistics
+        The running statistics after this batch (``recentred``).
+    stats : Statistics
+        The batch's own statistics under ``params`` (its log-likelihood is the step's lower bound).
+    reseeded : int
+        Components the M-step re-seeded at the batch's worst-explained rows.
+    """
+    stats = source.statistics(backend, params)
+    batch = recentred(stats, covariance_type)
+    running = batch if running is None else combine(running, batch, schedule.eta(steps), covariance_type)
+    new_params, reseeded, _ = m_step(running, covariance_type, reg_covar, partial(source.worst_explained, backend,
+                                                                                 params))
+    return new_params, running, stats, reseeded
+
+
+class MiniBatchEpochs:
+    """What ``run_em`` iterates for mini-batch EM: one "pass" is an epoch, an online-EM step on every batch of
+    ``batch_size`` consecutive rows in turn, the running statistics carried from batch to batch and from epoch to
+    epoch. Its statistics are an ``Epoch``; ``epoch_update`` hands ``run_em`` the parameters after the epoch and
+    the epoch's lower bound, the weighted mean of its batches' log-likelihoods (each under the parameters its step
+    started from)."""
+
+    def __init__(self, source, batch_size, covariance_type, reg_covar, schedule):
+        self.source = source
+        self.batch_size = batch_size
+        self.covariance_type = covariance_type
+        self.reg_covar = reg_covar
+        self.schedule = schedule
+        self.running = None
+        self.steps = 0
+
+    def statistics(self, backend, params):
+        log_likelihood = weight = 0.0
+        reseeded = 0
+        for batch in self.source.batches(self.batch_size):
+            params, self.running, stats, count = online_step(batch, backend, params, self.running, self.steps,
+                                                             self.covariance_type, self.reg_covar, self.schedule)
+            self.steps += 1
+            log_likelihood += stats.log_likelihood
+            weight += stats.total_weight
+            reseeded += count
+        if reseeded:
+            warnings.warn(f"{reseeded} collapsed component(s) re-seeded in an epoch of mini-batch EM at the batches' "
+                          "worst-explained rows (see docs/robustness.md in the fastgmm repository)",
+                          ComponentCollapseWarning)
+        return Epoch(params, log_likelihood / weight)
+
+
+@dataclass(frozen=True)
+class Epoch:
+    params: object
+    mean_log_likelihood: float
+
+
+def epoch_update(epoch, params):
+    """``run_em``'s update for ``MiniBatchEpochs``: the epoch's parameters and lower bound."""
+    return epoch.params, epoch.mean_log_likelihood
 
 
 def step_size(steps, learning_decay, learning_offset, constant=None):

@@ -176,3 +176,46 @@ def test_bad_batches_raise_and_leave_the_model(batch, message):
 def test_a_first_batch_smaller_than_k_is_an_error():
     with pytest.raises(ValueError, match="at least n_components = 3 rows"):
         GaussianMixture(3).partial_fit(np.zeros((2, 2)))
+
+
+# --------------------------------------------------------------------------------------------- mini-batch fit
+
+
+def test_a_mini_batch_epoch_is_partial_fit_over_the_batches(covariance_type):
+    X = np.vstack(list(stream(1, 5000, seed=11)))
+    settings = dict(covariance_type=covariance_type, random_state=0, learning_offset=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mini = GaussianMixture(3, batch_size=1000, max_iter=2, tol=0, **settings).fit(X)
+    start = GaussianMixture(3, max_iter=0, **settings).fit(X)
+    online = GaussianMixture(3, warm_start=True, **settings)
+    online.__dict__.update({k: v for k, v in start.__dict__.items() if k.endswith("_") or k.startswith("_float")})
+    bounds = []
+    for _ in range(2):
+        lls = []
+        for begin in range(0, len(X), 1000):
+            online.partial_fit(X[begin:begin + 1000])
+            lls.append(online.lower_bound_)
+        bounds.append(np.mean(lls))
+    np.testing.assert_allclose(mini.means_, online.means_, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(mini.covariances_, online.covariances_, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(mini.lower_bounds_, bounds, rtol=1e-12)
+    assert mini.n_iter_ == 2
+
+
+def test_mini_batch_fit_converges_near_the_exact_fit(tmp_path):
+    X = np.vstack(list(stream(1, 60_000, seed=12)))
+    np.save(tmp_path / "X.npy", X)
+    exact = GaussianMixture(3, random_state=0).fit(X)
+    for data in (X, np.load(tmp_path / "X.npy", mmap_mode="r")):
+        mini = GaussianMixture(3, random_state=0, batch_size=5000, tol=1e-4).fit(data)
+        assert mini.converged_
+        order, exact_order = np.argsort(mini.means_[:, 0]), np.argsort(exact.means_[:, 0])
+        np.testing.assert_allclose(mini.means_[order], exact.means_[exact_order], atol=0.03)
+        assert mini.score(X) == pytest.approx(exact.score(X), rel=1e-3)
+
+
+def test_mini_batch_fit_of_chunks_is_a_clear_error():
+    X = np.vstack(list(stream(1, 600, seed=13)))
+    with pytest.raises(ValueError, match="batch_size .* needs an in-memory array or a numpy.memmap"):
+        GaussianMixture(3, batch_size=100).fit(fastgmm.Chunks([X[:300], X[300:]]))

@@ -142,7 +142,7 @@ def test_version_2_files_without_the_online_parameters_get_their_defaults():
     model = GaussianMixture(2, random_state=0).fit(X)
     members = saved_members(model)
     params = json.loads(str(members["params"]))
-    for name in ("learning_decay", "learning_offset", "step_size"):
+    for name in ("learning_decay", "learning_offset", "step_size", "batch_size"):
         del params[name]
     members["params"], members["format_version"] = np.array(json.dumps(params)), np.array(2)
     restored = load_members(members)

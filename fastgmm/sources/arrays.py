@@ -49,6 +49,12 @@ class ArraySource(RowsOfX):
             rows = slice(start, min(start + block_size, self.n_samples))
             yield rows, self.X[rows], None if self.sample_weight is None else self.sample_weight[rows]
 
+    def batches(self, batch_size):
+        """Yield the consecutive row batches of at most ``batch_size`` rows as sources of their own (mini-batch EM);
+        a memmap's batches are read as they come."""
+        for rows, X, weight in self.blocks(batch_size):
+            yield ArraySource(X, weight, self.out_of_core, self.feature_names)
+
     def statistics(self, backend, params):
         """One pass: the log-likelihood under ``params`` and the statistics for the next M-step."""
         return array_statistics(backend, params, self.X, self.sample_weight)
