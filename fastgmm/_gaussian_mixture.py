@@ -14,7 +14,7 @@ from ._backends import get_backend
 from ._base import BaseMixture, _log_likelihoods
 from ._collapse import ComponentCollapseWarning
 from ._initialisation import initial_parameters
-from ._online import MiniBatchEpochs, Schedule, epoch_update, online_step
+from ._online import MiniBatchEpochs, Schedule, epoch_update, online_step, statistics_of
 from ._parameters import COVARIANCE_TYPES, MixtureParameters
 from ._random import fit_generator
 from .sources import fit_source
@@ -261,8 +261,8 @@ class GaussianMixture(BaseMixture):
         arrays), as :meth:`fit` does; every call then computes the batch's statistics in one pass, moves the
         running statistics towards them, ``s <- (1 - eta) s + eta stats(batch) / weight(batch)``, and takes the
         M-step from the running statistics (with ``eta`` from ``learning_decay`` and ``learning_offset``, or
-        ``step_size``; Cappé and Moulines 2009). On a fitted model (by :meth:`fit`, say) it continues from the
-        fitted parameters. A collapsed component is re-seeded at the batch's worst-explained row, as in :meth:`fit`.
+        ``step_size``; Cappé and Moulines 2009). On a model fitted by :meth:`fit` it continues as if that fit had
+        been the first batch (its statistics those the fitted parameters stand for). A collapsed component is re-seeded at the batch's worst-explained row, as in :meth:`fit`.
         The estimator is left as it was when a batch is rejected.
 
         Parameters
@@ -314,7 +314,9 @@ class GaussianMixture(BaseMixture):
                 params = self._initial_parameters(source, backend, random_state, init_arrays)
             else:
                 params = self._parameters()
-            steps, running = self.__dict__.get("_stream", (0, None))
+            # A model fitted by ``fit`` continues as if its fit had been the first batch.
+            steps, running = self.__dict__.get("_stream", (0, None) if first else (1, statistics_of(params,
+                                                                                                 self.reg_covar)))
             new_params, running, stats, reseeded = online_step(source, backend, params, running, steps,
                                                                self.covariance_type, self.reg_covar, self._schedule())
         if reseeded:

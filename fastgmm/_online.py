@@ -104,6 +104,24 @@ def step_size(steps, learning_decay, learning_offset, constant=None):
     return float((learning_offset + steps) ** -learning_decay)
 
 
+def statistics_of(params, reg_covar):
+    """The running statistics a fitted model stands for (``recentred``): those its own M-step inverts, weights as
+    ``nk``, means as the shift and ``N_k (Sigma_k - reg_covar I)`` as the second moments, so that ``partial_fit``
+    after ``fit`` continues from the fitted model instead of from its first batch alone."""
+    nk = params.weights
+    D = params.n_features
+    scatter = params.covariances - reg_covar * (np.eye(D) if params.covariance_type in ("full", "tied") else 1.0)
+    if params.covariance_type == "full":
+        s2 = nk[:, None, None] * scatter
+    elif params.covariance_type == "tied":
+        s2 = scatter * nk.sum()
+    elif params.covariance_type == "diag":
+        s2 = nk[:, None] * scatter
+    else:
+        s2 = nk * D * scatter
+    return Statistics(0.0, 1.0, nk, np.zeros_like(params.means), s2, params.means)
+
+
 def recentred(stats, covariance_type):
     """``stats`` per unit of weight and about their own means: ``Statistics`` whose ``shift`` is each component's
     mean, ``s1`` zero, ``nk`` summing to 1 (``log_likelihood`` the mean log-likelihood)."""

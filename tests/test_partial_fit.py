@@ -219,3 +219,19 @@ def test_mini_batch_fit_of_chunks_is_a_clear_error():
     X = np.vstack(list(stream(1, 600, seed=13)))
     with pytest.raises(ValueError, match="batch_size .* needs an in-memory array or a numpy.memmap"):
         GaussianMixture(3, batch_size=100).fit(fastgmm.Chunks([X[:300], X[300:]]))
+
+
+def test_partial_fit_after_fit_continues_from_the_fitted_model(covariance_type):
+    """A batch from one cluster only moves the fitted model towards it; on its own it would empty the others."""
+    X = np.vstack(list(stream(1, 3000, seed=14)))
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    before = model.weights_.copy()
+    one_cluster = TRUE_MEANS[0] + np.random.default_rng(15).standard_normal((200, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fastgmm.ComponentCollapseWarning)
+        model.partial_fit(one_cluster)
+    assert model.n_iter_ == 2 and model._stream[0] == 2
+    # The weights mix as the statistics do: (1 - eta) the fit's and eta the batch's, all on one component.
+    eta = (10.0 + 1) ** -0.7
+    nearest = np.argmin(((model.means_ - TRUE_MEANS[0]) ** 2).sum(axis=1))
+    np.testing.assert_allclose(model.weights_, (1 - eta) * before + eta * np.eye(3)[nearest], atol=2e-3)
