@@ -321,6 +321,10 @@ def test_processes_compiling_one_kernel_at_once_compile_it_once(tmp_path):
 
 _INTERRUPT_A_COMPILATION = """
 import _thread
+import signal
+# Python's own Ctrl-C handler, whatever this process inherited: a shell that starts a job in the background without
+# job control (``(... &)``) makes it ignore SIGINT, and then interrupt_main() does nothing.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
 from numba.core import compiler
 from fastgmm.kernels import numba_

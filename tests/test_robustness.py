@@ -2,6 +2,7 @@
 a component that empties is re-seeded instead of being carried dead (see fastgmm._collapse and
 docs/robustness.md)."""
 
+import signal
 import warnings
 
 import numpy as np
@@ -273,6 +274,9 @@ def test_real_keyboard_interrupt_during_a_long_fit_leaves_the_model_as_it_was():
     GaussianMixture(6, random_state=0, tol=0, max_iter=2).fit(big)
     model.set_params(n_components=6, tol=0, max_iter=100_000)
     timer = threading.Timer(0.5, _thread.interrupt_main)
+    # Python's own Ctrl-C handler for the test, whatever the process inherited: a runner started in the background
+    # without job control ignores SIGINT, and interrupt_main() then does nothing.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.perf_counter()
     timer.start()
     try:
@@ -280,6 +284,7 @@ def test_real_keyboard_interrupt_during_a_long_fit_leaves_the_model_as_it_was():
             model.fit(big)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, inherited)
     assert time.perf_counter() - started < 60  # interrupted, not run to max_iter
 
     model.set_params(n_components=3, tol=1e-3, max_iter=100)
