@@ -36,13 +36,16 @@ def online_step(source, backend, params, running, steps, covariance_type, reg_co
     -------
     new_params : MixtureParameters
     running : Statistics
-        The running statistics after this batch (``recentred``).
+        The running statistics after this batch (``recentred``); ``params`` and ``running`` unchanged for a batch
+        without weight.
     stats : Statistics
         The batch's own statistics under ``params`` (its log-likelihood is the step's lower bound).
     reseeded : int
         Components the M-step re-seeded at the batch's worst-explained rows.
     """
     stats = source.statistics(backend, params)
+    if not stats.total_weight > 0:  # a batch of zero-weight rows (mini-batch EM) carries nothing: no step
+        return params, running, stats, 0
     batch = recentred(stats, covariance_type)
     running = batch if running is None else combine(running, batch, schedule.eta(steps), covariance_type)
     new_params, reseeded, _ = m_step(running, covariance_type, reg_covar, partial(source.worst_explained, backend,

@@ -236,3 +236,11 @@ def test_partial_fit_after_fit_continues_from_the_fitted_model(covariance_type):
     eta = (10.0 + 1) ** -0.7
     nearest = np.argmin(((model.means_ - TRUE_MEANS[0]) ** 2).sum(axis=1))
     np.testing.assert_allclose(model.weights_, (1 - eta) * before + eta * np.eye(3)[nearest], atol=2e-3)
+
+
+def test_mini_batch_fit_skips_batches_without_weight():
+    X = np.vstack(list(stream(1, 4000, seed=16)))
+    weight = np.ones(len(X))
+    weight[1000:2000] = 0.0  # one whole batch of zero weight
+    model = GaussianMixture(3, random_state=0, batch_size=1000, max_iter=5).fit(X, sample_weight=weight)
+    assert np.all(np.isfinite(model.means_)) and np.all(np.isfinite(model.lower_bounds_))
