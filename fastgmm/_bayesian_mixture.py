@@ -31,7 +31,9 @@ def _data_moments(source, backend, covariance_type):
 
     def scatter():
         about_mean = source.statistics(backend, one_component(mean))
-        return about_mean.s2[0] / (about_mean.total_weight - 1.0)
+        W = about_mean.total_weight
+        # One degree of freedom removed, as np.cov; fractional weights summing to 1 or less have none to spare.
+        return about_mean.s2[0] / (W - 1.0 if W > 1.0 else W)
 
     return mean[0], scatter
 
