@@ -44,7 +44,7 @@ def test_quick_benchmark_run_succeeds(asv_env):
     # asv run exits 2 when a benchmark fails.
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     for name in ("time_em_iteration", "time_fit", "peakmem_fit", "track_log_likelihood", "time_predict_proba",
-                 "track_speedup", "timeraw_first_fit"):
+                 "track_speedup", "timeraw_first_fit", "time_bayesian_fit", "time_partial_fit"):
         assert f"{name}" in result.stdout, name
     assert "failed" not in result.stdout
 
