@@ -64,8 +64,8 @@ def _rounds_to(public, exact):
 class BaseMixture(DensityMixin, BaseEstimator):
     """Base of fastgmm's mixture estimators: fitting by one pass over the data per iteration, and predicting.
 
-    A subclass defines ``_PARAMETER_ATTRIBUTES``, ``_fit_context(source, backend)`` (what a fit needs beside the data: the
-    validated initial arrays, the priors), ``_initial_parameters(source, backend, random_state, context)``,
+    A subclass defines ``_PARAMETER_ATTRIBUTES``, ``_fit_context(source, backend)`` (what a fit needs beside the
+    data: the validated initial arrays, the priors), ``_initial_parameters(source, backend, random_state, context)``,
     ``_update(context)`` (None for EM's M-step, else ``run_em``'s ``update``), ``_set_fitted`` and
     ``_parameters_from_attributes``. Parameters objects provide ``kernel_arguments()`` for the kernels and
     ``weights``, ``means`` and ``covariances`` for :meth:`sample`.
@@ -140,9 +140,14 @@ class BaseMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight):
         """Fit, and return the data source; on any exception the estimator is left exactly as it was."""
+        return self._leaving_as_it_was_on_error(self._fit_unguarded, X, sample_weight)
+
+    def _leaving_as_it_was_on_error(self, work, *args):
+        """``work(*args)``; on any exception (Ctrl-C included) the estimator's state is restored before it
+        propagates."""
         saved = dict(self.__dict__)
         try:
-            return self._fit_unguarded(X, sample_weight)
+            return work(*args)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved)
@@ -163,11 +168,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
                 "Expected n_samples >= n_components but got "
                 f"n_components = {self.n_components}, n_samples = {source.n_samples}"
             )
-        self.n_features_in_ = source.n_features
-        if source.feature_names is None:
-            self.__dict__.pop("feature_names_in_", None)
-        else:
-            self.feature_names_in_ = source.feature_names
+        self._record_features(source)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -228,6 +229,14 @@ class BaseMixture(DensityMixin, BaseEstimator):
         self._set_fitted(best.params, source.dtype, best.converged, best.n_iter, best.lower_bound, best.lower_bounds)
         self.backend_ = backend.NAME
 
+    def _record_features(self, source):
+        """``n_features_in_`` and ``feature_names_in_`` (or its absence) of the data a fit starts from."""
+        self.n_features_in_ = source.n_features
+        if source.feature_names is None:
+            self.__dict__.pop("feature_names_in_", None)
+        else:
+            self.feature_names_in_ = source.feature_names
+
     def _fit_context(self, source, backend):
         """What every initialisation of a fit shares beside the data."""
         return None
@@ -260,7 +269,8 @@ class BaseMixture(DensityMixin, BaseEstimator):
 
     def _attributes_match(self, params):
         """Whether the public parameter attributes are ``params`` in their own dtype."""
-        return all(_rounds_to(getattr(self, name), getattr(params, field)) for name, field in self._PARAMETER_ATTRIBUTES)
+        return all(_rounds_to(getattr(self, name), getattr(params, field))
+                   for name, field in self._PARAMETER_ATTRIBUTES)
 
     # --------------------------------------------------------------------------------------------- prediction
 

@@ -262,8 +262,9 @@ class GaussianMixture(BaseMixture):
         running statistics towards them, ``s <- (1 - eta) s + eta stats(batch) / weight(batch)``, and takes the
         M-step from the running statistics (with ``eta`` from ``learning_decay`` and ``learning_offset``, or
         ``step_size``; Cappé and Moulines 2009). On a model fitted by :meth:`fit` it continues as if that fit had
-        been the first batch (its statistics those the fitted parameters stand for). A collapsed component is re-seeded at the batch's worst-explained row, as in :meth:`fit`.
-        The estimator is left as it was when a batch is rejected.
+        been the first batch (its statistics those the fitted parameters stand for). A collapsed component is
+        re-seeded at the batch's worst-explained row, as in :meth:`fit`. The estimator is left as it was when a
+        batch is rejected.
 
         Parameters
         ----------
@@ -284,13 +285,7 @@ class GaussianMixture(BaseMixture):
         The running statistics are part of the model: pickle, :meth:`save` and ``warm_start`` keep them, and
         :meth:`fit` discards them.
         """
-        saved = dict(self.__dict__)
-        try:
-            self._partial_fit(X, sample_weight)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
+        self._leaving_as_it_was_on_error(self._partial_fit, X, sample_weight)
         return self
 
     def _partial_fit(self, X, sample_weight):
@@ -308,15 +303,16 @@ class GaussianMixture(BaseMixture):
                         f"initialise the model, got {source.n_samples} (or give weights_init, means_init and "
                         "precisions_init)"
                     )
-                self.n_features_in_ = source.n_features
-                if source.feature_names is not None:
-                    self.feature_names_in_ = source.feature_names
+                self._record_features(source)
                 params = self._initial_parameters(source, backend, random_state, init_arrays)
             else:
                 params = self._parameters()
-            # A model fitted by ``fit`` continues as if its fit had been the first batch.
-            steps, running = self.__dict__.get("_stream", (0, None) if first else (1, statistics_of(params,
-                                                                                                 self.reg_covar)))
+            if "_stream" in self.__dict__:
+                steps, running = self._stream
+            elif first:
+                steps, running = 0, None
+            else:  # a model fitted by ``fit`` continues as if its fit had been the first batch
+                steps, running = 1, statistics_of(params, self.reg_covar)
             new_params, running, stats, reseeded = online_step(source, backend, params, running, steps,
                                                                self.covariance_type, self.reg_covar, self._schedule())
         if reseeded:

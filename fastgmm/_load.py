@@ -21,7 +21,13 @@ from ._model_file import (
     ModelFileError,
     members_of,
 )
-from ._parameters import MixtureParameters, Statistics, covariance_shape, precision_cholesky_from_covariances
+from ._parameters import (
+    MixtureParameters,
+    Statistics,
+    covariance_shape,
+    precision_cholesky_from_covariances,
+    prior_covariance_shape,
+)
 from ._validation import check_covariance_prior
 from ._variational import VariationalParameters
 
@@ -180,7 +186,7 @@ def _model_from(members):
     # Array parameters, when given, in the shapes fit validates.
     shape = covariance_shape(covariance_type, K, D)
     shapes = {"weights_init": (K,), "means_init": (K, D), "precisions_init": shape, "mean_prior": (D,),
-              "covariance_prior": shape[1:] if covariance_type in ("full", "diag") else shape}
+              "covariance_prior": prior_covariance_shape(covariance_type, D)}
     for name in array_params:
         key = f"param_{name}"
         if key in members:
@@ -231,10 +237,8 @@ def _variational_parameters(members, estimator, fitted, arrays, K, D):
     concentration = _float_array(members, "weight_concentration_", (2, K) if process else (K,))
     mean_precision = _float_array(members, "mean_precision_", (K,))
     degrees_of_freedom = _float_array(members, "degrees_of_freedom_", () if covariance_type == "tied" else (K,))
-    prior_shape = covariance_shape(covariance_type, K, D)
-    prior_shape = prior_shape[1:] if covariance_type in ("full", "diag") else prior_shape
     mean_prior = _float_array(members, "mean_prior_", (D,))
-    covariance_prior = _float_array(members, "covariance_prior_", () if covariance_type == "spherical" else prior_shape)
+    covariance_prior = _float_array(members, "covariance_prior_", prior_covariance_shape(covariance_type, D))
     if np.any(concentration <= 0) or np.any(mean_precision <= 0):
         raise ModelFileError("weight_concentration_ and mean_precision_ must be positive")
     if np.any(degrees_of_freedom <= D - 1):

@@ -3,8 +3,8 @@ loading one (``fastgmm._load``, above the estimator) cannot run code.
 
 Layout, format version 3 (every member a plain array; read with ``allow_pickle=False``). Versions 1 and 2, read
 too, are the same without the parameters ``learning_decay``, ``learning_offset``, ``step_size`` and ``batch_size``
-(read as their defaults) and without the ``stream_*`` members; version 1 also without ``dtype`` in ``fitted`` (its models are
-float64).
+(read as their defaults) and without the ``stream_*`` members; version 1 also without ``dtype`` in ``fitted`` (its
+models are float64).
 
 =====================  ==========================  =============================================================
 member                 dtype, shape                content

@@ -34,6 +34,12 @@ def covariance_shape(covariance_type, n_components, n_features):
     }[covariance_type]
 
 
+def prior_covariance_shape(covariance_type, n_features):
+    """Shape of the Bayesian mixture's ``covariance_prior``: one component's covariance, () for 'spherical'."""
+    return {"full": (n_features, n_features), "tied": (n_features, n_features), "diag": (n_features,),
+            "spherical": ()}[covariance_type]
+
+
 @dataclass(frozen=True)
 class Statistics:
     """Additive sufficient statistics of one pass over (part of) the data.

@@ -8,7 +8,7 @@ from sklearn import get_config
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from ._parameters import covariance_shape
+from ._parameters import covariance_shape, prior_covariance_shape
 
 
 # Parameter sets that passed scikit-learn's constraints, by class and (name, type, value): checking them costs ~0.2
@@ -149,12 +149,11 @@ def check_covariance_prior(covariance_prior, covariance_type, n_features):
         return float(value)
     prior = check_array(covariance_prior, dtype=[np.float64, np.float32], ensure_2d=False,
                         input_name="covariance_prior").astype(np.float64)
+    _check_shape(prior, prior_covariance_shape(covariance_type, n_features), f"{covariance_type} covariance_prior")
     if covariance_type == "diag":
-        _check_shape(prior, (n_features,), "diag covariance_prior")
         if np.any(prior <= 0.0):
             raise ValueError("'diag precision' should be positive")
         return prior
-    _check_shape(prior, (n_features, n_features), f"{covariance_type} covariance_prior")
     if not (np.allclose(prior, prior.T) and np.all(np.linalg.eigvalsh(prior) > 0.0)):
         raise ValueError(f"'{covariance_type} precision' should be symmetric, positive-definite")
     return prior
