@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from fastgmm import GaussianMixture
+from fastgmm import BayesianGaussianMixture, GaussianMixture
 
 from .oracles import make_blobs
 
@@ -53,3 +53,32 @@ def test_four_threads_fit_at_once(backend):
     for model in models:
         np.testing.assert_array_equal(model.means_, alone.means_)
         np.testing.assert_array_equal(model.predict(X), alone.predict(X))
+
+
+def _variational_and_stream(backend):
+    """A Bayesian mixture's fit and three partial_fit steps, as (means, lower bound) pairs."""
+    bayesian = BayesianGaussianMixture(n_components=4, random_state=0, backend=backend).fit(X)
+    stream = GaussianMixture(3, random_state=0, backend=backend)
+    for batch in np.array_split(X, 3):
+        stream.partial_fit(batch)
+    return bayesian.means_, bayesian.lower_bound_, stream.means_, stream.lower_bound_
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the 'fork' start method is Linux's default")
+def test_forked_children_fit_a_bayesian_mixture_and_a_stream_as_the_parent(backend):
+    expected = _variational_and_stream(backend)  # in the parent first, so that its kernels and threads exist
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.map_async(_variational_and_stream, [backend, backend]).get(timeout=TIMEOUT)
+    for result in results:
+        for got, want in zip(result, expected):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_four_threads_fit_bayesian_mixtures_and_streams_at_once(backend):
+    expected = _variational_and_stream(backend)
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(_variational_and_stream, backend) for _ in range(4)]
+        results = [future.result(timeout=TIMEOUT) for future in futures]
+    for result in results:
+        for got, want in zip(result, expected):
+            np.testing.assert_array_equal(got, want)
