@@ -294,7 +294,7 @@ class GaussianMixture(BaseMixture):
         validate = partial(_validation.validate_X, self, reset=first, ensure_min_samples=1)
         source = fit_source(X, sample_weight, validate=validate, n_jobs=self.n_jobs)
         backend = get_backend(self.backend)
-        with fit_generator(self.random_state) as random_state, backend.threads(self.n_jobs):
+        with backend.threads(self.n_jobs):
             if first:
                 init_arrays = self._fit_context(source, backend)
                 if source.n_samples < self.n_components and any(value is None for value in init_arrays.values()):
@@ -304,7 +304,8 @@ class GaussianMixture(BaseMixture):
                         "precisions_init)"
                     )
                 self._record_features(source)
-                params = self._initial_parameters(source, backend, random_state, init_arrays)
+                with fit_generator(self.random_state) as random_state:  # only the initialisation draws
+                    params = self._initial_parameters(source, backend, random_state, init_arrays)
             else:
                 params = self._parameters()
             if "_stream" in self.__dict__:

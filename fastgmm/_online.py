@@ -12,8 +12,8 @@ from functools import partial
 
 import numpy as np
 
-from ._collapse import ComponentCollapseWarning, m_step
-from ._parameters import NK_EPS, Statistics
+from ._collapse import FUSED_LIMITS, ComponentCollapseWarning, m_step
+from ._parameters import NK_EPS, MixtureParameters, Statistics
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,25 @@ def online_step(source, backend, params, running, steps, covariance_type, reg_co
     reseeded : int
         Components the M-step re-seeded at the batch's worst-explained rows.
     """
-    stats = source.statistics(backend, params)
-    if not stats.total_weight > 0:  # a batch of zero-weight rows (mini-batch EM) carries nothing: no step
-        return params, running, stats, 0
-    batch = recentred(stats, covariance_type)
-    running = batch if running is None else combine(running, batch, schedule.eta(steps), covariance_type)
+    eta = schedule.eta(steps)
+    fused = getattr(source, "online_step", None)
+    run = None if fused is None else fused(backend, params, running=running, eta=eta, reg_covar=reg_covar,
+                                            **FUSED_LIMITS)
+    if run is None:
+        stats = source.statistics(backend, params)
+        if not stats.total_weight > 0:  # a batch of zero-weight rows (mini-batch EM) carries nothing: no step
+            return params, running, stats, 0
+        batch = recentred(stats, covariance_type)
+        running = batch if running is None else combine(running, batch, eta, covariance_type)
+    else:
+        # The same pass, mixing and M-step in one compiled call; it leaves to the policy below an M-step that
+        # needs it.
+        stats = Statistics(*run["statistics"])
+        if run["running"] is None:
+            return params, running, stats, 0
+        running = Statistics(*run["running"])
+        if run["params"] is not None:
+            return MixtureParameters(covariance_type, *run["params"]), running, stats, 0
     new_params, reseeded, _ = m_step(running, covariance_type, reg_covar, partial(source.worst_explained, backend,
                                                                                  params))
     return new_params, running, stats, reseeded

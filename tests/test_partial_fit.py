@@ -244,3 +244,48 @@ def test_mini_batch_fit_skips_batches_without_weight():
     weight[1000:2000] = 0.0  # one whole batch of zero weight
     model = GaussianMixture(3, random_state=0, batch_size=1000, max_iter=5).fit(X, sample_weight=weight)
     assert np.all(np.isfinite(model.means_)) and np.all(np.isfinite(model.lower_bounds_))
+
+
+# ------------------------------------------------------------------------------------ the compiled online step
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_the_compiled_online_step_is_the_python_one(monkeypatch, covariance_type, weighted):
+    """Numba's ``online_step`` (pass, mixing and M-step in one call) against the same backend's pass with
+    ``fastgmm._online``'s mixing and M-step, batch after batch: a first batch that empties a component (started
+    far from every point: the M-step is then left to the collapse policy), and later ones. (A batch of zero
+    weight, which mini-batch EM meets, is ``test_mini_batch_fit_skips_batches_without_weight``'s.)"""
+    pytest.importorskip("numba")
+    from fastgmm.kernels import numba_
+
+    rng = np.random.default_rng(17)
+    batches = [X + 1e4 for X in stream(6, 700, seed=17)]  # far from the origin: the mixing must stay shifted
+    start = np.vstack([TRUE_MEANS[:2], [1e3, 1e3]]) + 1e4
+    weights = [rng.uniform(0.2, 3.0, len(X)) if weighted else None for X in batches]
+    taken = []
+
+    def fit(fused):
+        model = GaussianMixture(3, covariance_type=covariance_type, random_state=0, backend="numba",
+                                learning_offset=1.0, learning_decay=0.51, means_init=start)
+        with monkeypatch.context() as patch:
+            if not fused:
+                patch.setattr(numba_, "online_step", lambda *args, **kwargs: None)
+            else:
+                original = numba_.online_step
+                patch.setattr(numba_, "online_step",
+                              lambda *args, **kwargs: taken.append(original(*args, **kwargs)) or taken[-1])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", fastgmm.ComponentCollapseWarning)
+                for X, w in zip(batches, weights):
+                    model.partial_fit(X, sample_weight=w)
+        return model
+
+    fused, python = fit(True), fit(False)
+    assert len(taken) == len(batches) and all(run is not None for run in taken)
+    assert taken[0]["params"] is None and all(run["params"] is not None for run in taken[1:])
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(fused, name), getattr(python, name), rtol=1e-9, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(fused.lower_bounds_, python.lower_bounds_, rtol=1e-12)
+    for field in ("nk", "s2", "shift"):
+        np.testing.assert_allclose(getattr(fused._stream[1], field), getattr(python._stream[1], field), rtol=1e-9,
+                                   atol=1e-12, err_msg=field)

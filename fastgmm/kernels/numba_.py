@@ -1814,6 +1814,31 @@ def _m_step_fused(cov, statistics, policy, params, work):
     return True
 
 
+@njit(cache=True)
+def _block_partials(n_blocks_, n_components, n_features, s2_like):
+    """Zeroed per-block partials ``(ll_tw, nk, s1, s2)`` of ``n_blocks_`` blocks, s2 of ``s2_like``'s shape."""
+    return (np.zeros((n_blocks_, 2)), np.zeros((n_blocks_, n_components)),
+            np.zeros((n_blocks_, n_components, n_features)), np.zeros((n_blocks_,) + s2_like.shape))
+
+
+@njit(cache=True)
+def _sum_partials(partials, out):
+    """The per-block partials ``(ll_tw, nk, s1, s2)`` summed in block order into ``out`` (the same four, one
+    block's shapes; ll_tw as (1, 2)): the order that makes a result independent of the thread count."""
+    ll_tw, nk, s1, s2 = partials
+    ll_tw_out, nk_out, s1_out, s2_out = out
+    ll_tw_out[:] = 0.0
+    nk_out[:] = 0.0
+    s1_out[:] = 0.0
+    s2_out[:] = 0.0
+    for b in range(ll_tw.shape[0]):
+        ll_tw_out[0, 0] += ll_tw[b, 0]
+        ll_tw_out[0, 1] += ll_tw[b, 1]
+        nk_out += nk[b]
+        s1_out += s1[b]
+        s2_out += s2[b]
+
+
 def _em_iterations(X, w, weighted, model, plan, policy, run, out):
     """Up to ``max_iter`` EM iterations in one call, the E-step by ``_accumulate_step`` (a compilation of
     ``_accumulate``, see ``_bound_to``; the same blocks, partials summed in block order). ``model``
@@ -1828,10 +1853,7 @@ def _em_iterations(X, w, weighted, model, plan, policy, run, out):
     lower_bounds, weights, covariances, stats_nk, stats_s1, stats_s2, ll_tw_out = out
     n_samples, n_features = X.shape
     K = means.shape[0]
-    ll_tw = np.zeros((n_blocks_, 2))
-    nk = np.zeros((n_blocks_, K))
-    s1 = np.zeros((n_blocks_, K, n_features))
-    s2 = np.zeros((n_blocks_,) + stats_s2.shape)
+    ll_tw, nk, s1, s2 = _block_partials(n_blocks_, K, n_features, stats_s2)
     new_means = np.empty_like(means)
     new_U = np.empty_like(U)
     new_log_const = np.empty_like(log_const)
@@ -1845,16 +1867,7 @@ def _em_iterations(X, w, weighted, model, plan, policy, run, out):
         s1[:] = 0.0
         s2[:] = 0.0
         _accumulate_step(X, w, weighted, model, plan, (ll_tw, nk, s1, s2))
-        ll_tw_out[:] = 0.0
-        stats_nk[:] = 0.0
-        stats_s1[:] = 0.0
-        stats_s2[:] = 0.0
-        for b in range(n_blocks_):
-            ll_tw_out[0, 0] += ll_tw[b, 0]
-            ll_tw_out[0, 1] += ll_tw[b, 1]
-            stats_nk += nk[b]
-            stats_s1 += s1[b]
-            stats_s2 += s2[b]
+        _sum_partials((ll_tw, nk, s1, s2), (ll_tw_out, stats_nk, stats_s1, stats_s2))
         lower_bound = ll_tw_out[0, 0] / ll_tw_out[0, 1]
         lower_bounds[it] = lower_bound
         statistics = (stats_nk, stats_s1, stats_s2, means, ll_tw_out[0, 1])
@@ -1938,6 +1951,174 @@ def em_iterations(X, sample_weight, covariance_type, means, precisions_cholesky,
         statistics = (float(ll_tw[0, 0]), float(ll_tw[0, 1]), nk, s1, finish_s2(s2, covariance_type), means)
     return {"lower_bounds": lower_bounds[:ran].tolist(), "converged": why == _CONVERGED, "params": params,
             "statistics": statistics}
+
+
+_NO_WEIGHT, _STEPPED = 3, 4
+
+
+@njit(cache=True)
+def _mix_in(cov, batch, running, eta, has_running, nk_eps):
+    """``fastgmm._online.recentred`` of the summed batch statistics ``batch`` ``(ll_tw, nk, s1, s2, shift)``
+    (kernel layouts, s2's upper triangle), mixed into ``running`` ``(ll, nk, s2, shift)`` as ``combine`` does
+    with weight ``eta`` (or taking its place without ``has_running``), in place. s2 stays in the kernel layout:
+    spherical per feature, its trace the reference's."""
+    ll_tw, nk, s1, s2, shift = batch
+    r_ll, r_nk, r_s2, r_shift = running
+    K, D = shift.shape
+    W = ll_tw[0, 1]
+    keep = 1.0 - eta if has_running else 0.0
+    mix = eta if has_running else 1.0
+    r_ll[0] = keep * r_ll[0] + mix * (ll_tw[0, 0] / W)
+    if cov == TIED:
+        for i in range(D):
+            for j in range(i, D):
+                r_s2[0, i, j] = keep * r_s2[0, i, j] + mix * (s2[0, i, j] / W)
+    delta = np.empty(D)
+    gap = np.empty(D)
+    for k in range(K):
+        nk_b = nk[k] / W
+        for i in range(D):
+            delta[i] = (s1[k, i] / W) / (nk_b + nk_eps)
+        # The batch's own scatter about its mean, then the scatter of the two means (Chan's update).
+        a = keep * r_nk[k]
+        b = mix * nk_b
+        n = a + b
+        share = b / (n if n > 0 else 1.0)
+        between = a * share
+        for i in range(D):
+            gap[i] = (shift[k, i] + delta[i]) - r_shift[k, i] if has_running else 0.0
+        if cov == FULL:
+            for i in range(D):
+                for j in range(i, D):
+                    batch_ij = s2[k, i, j] / W - nk_b * delta[i] * delta[j]
+                    r_s2[k, i, j] = keep * r_s2[k, i, j] + mix * batch_ij + between * gap[i] * gap[j]
+        elif cov == TIED:
+            for i in range(D):
+                for j in range(i, D):
+                    r_s2[0, i, j] += -mix * nk_b * delta[i] * delta[j] + between * gap[i] * gap[j]
+        else:
+            for i in range(D):
+                batch_i = s2[k, i, 0] / W - nk_b * delta[i] * delta[i]
+                r_s2[k, i, 0] = keep * r_s2[k, i, 0] + mix * batch_i + between * gap[i] * gap[i]
+        r_nk[k] = n
+        for i in range(D):
+            if has_running:
+                r_shift[k, i] = r_shift[k, i] + share * gap[i]
+            else:
+                r_shift[k, i] = shift[k, i] + delta[i]
+
+
+def _online_step(X, w, weighted, model, plan, policy, stream, out):
+    """One online-EM step in one call: the batch's statistics by ``_accumulate_step`` (a compilation of
+    ``_accumulate``, see ``_bound_to``; partials summed in block order), mixed into the running statistics by
+    ``_mix_in`` and the M-step from them by ``_m_step_fused``. ``model`` and ``plan`` as for ``_accumulate``,
+    ``policy`` as for ``_m_step_fused``, ``stream`` ``(eta, has_running, n_blocks)``; ``out`` is
+    ``(batch, running, params)``: the summed batch statistics ``(ll_tw, nk, s1, s2)``, the running statistics
+    ``(ll, nk, s2, shift)`` (updated in place) and the new parameters ``(weights, means, covariances, U,
+    log_const)``. Returns ``_NO_WEIGHT`` (nothing changed), ``_STEPPED`` or ``_NEEDS_POLICY`` (the running
+    statistics updated, the M-step for ``fastgmm._collapse`` to make)."""
+    cov, means = model[0], model[1]
+    eta, has_running, n_blocks_ = stream
+    batch, running, params = out
+    ll_tw_out, s2_out = batch[0], batch[3]
+    n_samples, n_features = X.shape
+    K = means.shape[0]
+    partials = _block_partials(n_blocks_, K, n_features, s2_out)
+    _accumulate_step(X, w, weighted, model, plan, partials)
+    _sum_partials(partials, batch)
+    if not ll_tw_out[0, 1] > 0.0:
+        return _NO_WEIGHT
+    reg_covar, nk_eps, collapsed_weight, rounding = policy
+    _mix_in(cov, batch + (means,), running, eta, has_running, nk_eps)
+    r_ll, r_nk, r_s2, r_shift = running
+    statistics = (r_nk, np.zeros((K, n_features)), r_s2, r_shift, 1.0)
+    L = np.zeros((n_features, n_features))
+    scratch = np.empty((K, n_features))
+    if not _m_step_fused(cov, statistics, policy, params, (L, scratch)):
+        return _NEEDS_POLICY
+    return _STEPPED
+
+
+_online_step_serial = _bound_to(_online_step, "serial", _accumulate_step=_accumulate.serial)
+_online_step_parallel = _bound_to(_online_step, "parallel", _accumulate_step=_accumulate.parallel)
+
+
+def _running_as_kernel_layout(covariance_type, s2, n_components, n_features):
+    """A copy of running statistics' s2 (reference layout) in the kernels' layout; spherical's trace as the
+    first feature's."""
+    if covariance_type == "spherical":
+        out = np.zeros((n_components, n_features, 1))
+        out[:, 0, 0] = s2
+        return out
+    return as_3d(covariance_type, s2, n_components, n_features).copy()
+
+
+@_one_launch_at_a_time
+def online_step(X, sample_weight, covariance_type, means, precisions_cholesky, log_const, block_size, *, running,
+                eta, reg_covar, nk_eps, collapsed_weight, rounding):
+    """One online-EM step on the batch ``X`` in one compiled call: ``fastgmm._online.online_step``'s pass,
+    ``recentred``, ``combine`` and M-step (the M-step as ``em_iterations`` makes it), for a batch of at most
+    ``FUSED_CALL_WORK`` whose partials fit in ``PARTIALS_BYTES`` (None otherwise). The E-step is the serial or
+    the parallel ``_accumulate`` as for a single pass, so the result is the same whatever the thread count.
+
+    Parameters
+    ----------
+    running : Statistics or None
+        The running statistics (``recentred``, reference layouts), None before the first batch.
+    eta : float
+        The weight of this batch.
+
+    Returns
+    -------
+    None or dict
+        ``statistics``: the batch's ``(log_likelihood, total_weight, nk, s1, s2, shift)``; ``running``: the new
+        running statistics' ``(log_likelihood, total_weight, nk, s1, s2, shift)`` (None for a batch without
+        weight, which changes nothing); ``params``: ``(weights, means, covariances, precisions_cholesky)`` after
+        the M-step, or None where ``fastgmm._collapse``'s policy must make it from ``running``.
+    """
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    cov = CODES[covariance_type]
+    shape = s2_block_shape(cov, n_components, n_features)
+    blocks = n_blocks(n_samples, block_size)
+    work = n_samples * n_components * (n_features + 1) ** 2
+    if work > FUSED_CALL_WORK or 8 * blocks * (3 + n_components * (1 + n_features) + math.prod(shape)) > \
+            _passes.PARTIALS_BYTES:
+        return None
+    run = _with_threads_started(_online_step_parallel) if work >= PARALLEL_WORK else _online_step_serial
+    means = np.ascontiguousarray(means, dtype=np.float64)
+    U = as_3d(covariance_type, precisions_cholesky, n_components, n_features)
+    weighted = sample_weight is not None
+    has_running = running is not None
+    if has_running:
+        r_ll = np.array([running.log_likelihood])
+        r_nk = np.array(running.nk, dtype=np.float64)
+        r_s2 = _running_as_kernel_layout(covariance_type, running.s2, n_components, n_features)
+        r_shift = np.array(running.shift, dtype=np.float64, order="C")
+    else:
+        r_ll, r_nk, r_s2 = np.zeros(1), np.zeros(n_components), np.zeros(shape)
+        r_shift = np.zeros((n_components, n_features))
+    batch = (np.zeros((1, 2)), np.empty(n_components), np.empty((n_components, n_features)), np.empty(shape))
+    cov_shape = shape if cov != SPHERICAL else (n_components, 1, 1)
+    params = (np.empty(n_components), np.empty((n_components, n_features)), np.empty(cov_shape), np.empty_like(U),
+              np.empty(n_components))
+    plan = (block_size, staged_components(n_components, n_features, TILE), _static(cov, n_features),
+            float(_passes.dense_live(covariance_type, n_features)))
+    policy = (float(reg_covar), float(nk_eps), float(collapsed_weight), float(rounding))
+    why = run(X, sample_weight if weighted else np.empty(0), weighted,
+              (cov, means, np.ascontiguousarray(U, dtype=np.float64), np.ascontiguousarray(log_const, dtype=np.float64)),
+              plan, policy, (float(eta), has_running, blocks), (batch, (r_ll, r_nk, r_s2, r_shift), params))
+    ll_tw, nk, s1, s2 = batch
+    statistics = (float(ll_tw[0, 0]), float(ll_tw[0, 1]), nk, s1, finish_s2(s2, covariance_type), means)
+    if why == _NO_WEIGHT:
+        return {"statistics": statistics, "running": None, "params": None}
+    new_running = (float(r_ll[0]), 1.0, r_nk, np.zeros((n_components, n_features)), finish_s2(r_s2, covariance_type),
+                   r_shift)
+    new_params = None
+    if why == _STEPPED:
+        weights, new_means, covariances, new_U, _ = params
+        new_params = (weights, new_means, from_3d(covariance_type, covariances), from_3d(covariance_type, new_U))
+    return {"statistics": statistics, "running": new_running, "params": new_params}
 
 
 # Every compiled function of the module saves into the cache under the lock: callees too, whose cached code the

@@ -62,7 +62,15 @@ class ArraySource(RowsOfX):
     def em_iterations(self, backend, params, **settings):
         """Several EM iterations in one call of the backend's ``em_iterations`` (see
         ``fastgmm.kernels.numba_.em_iterations``), or None when the backend has none or does not take this X."""
-        run = getattr(backend, "em_iterations", None)
+        return self._fused("em_iterations", backend, params, settings)
+
+    def online_step(self, backend, params, **settings):
+        """An online-EM step on these rows in one call of the backend's ``online_step`` (see
+        ``fastgmm.kernels.numba_.online_step``), or None when the backend has none or does not take this X."""
+        return self._fused("online_step", backend, params, settings)
+
+    def _fused(self, name, backend, params, settings):
+        run = getattr(backend, name, None)
         if run is None:
             return None
         return run(self.X, self.sample_weight, *params.kernel_arguments(), statistics_block_size(self.n_samples),
