@@ -156,7 +156,8 @@ class BaseMixture(DensityMixin, BaseEstimator):
     def _fit_unguarded(self, X, sample_weight):
         self._validate_params()
         self.__dict__.pop("_stream", None)  # a fit replaces partial_fit's running statistics
-        source = fit_source(X, sample_weight, validate=self._validated_for_fit, n_jobs=self.n_jobs)
+        source = fit_source(X, sample_weight, validate=self._validated_for_fit, n_jobs=self.n_jobs,
+                            missing_values=self._allows_nan())
         self._fit_source(source, get_backend(self.backend))
         return source
 
@@ -175,6 +176,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
         printer = VerbosePrinter(self.verbose, self.verbose_interval)
         progress = Progress(self.progress, self.callback, n_init, self.max_iter)
 
+        init_rows = self._initialisation_rows(source)
         best = None
         reseeded = []  # (iteration, components) of every run
         with fit_generator(self.random_state) as random_state, backend.threads(self.n_jobs), closing(progress):
@@ -183,7 +185,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
                 printer.init_begin(init)
                 if do_init:
                     params = self._initial_parameters(
-                        initialisation_source(source, self.init_sample_size, self.n_components, random_state),
+                        initialisation_source(init_rows, self.init_sample_size, self.n_components, random_state),
                         backend,
                         random_state,
                         context,
@@ -250,7 +252,16 @@ class BaseMixture(DensityMixin, BaseEstimator):
         return source
 
     def _validated_for_fit(self, X):
-        return _validation.validate_X(self, X, reset=True, ensure_min_samples=2)
+        return _validation.validate_X(self, X, reset=True, ensure_min_samples=2, allow_nan=self._allows_nan())
+
+    def _allows_nan(self):
+        """Whether NaN in X are missing values (``missing_values='marginalize'``) rather than an error."""
+        return getattr(self, "missing_values", "error") == "marginalize"
+
+    def _initialisation_rows(self, source):
+        """The source the initialisation reads: the complete rows of data with missing values, else ``source``."""
+        rows = getattr(source, "for_initialisation", None)
+        return source if rows is None else rows(self.n_components)
 
     def _validate_params(self):
         _validation.validate_params(self, super()._validate_params)
@@ -276,12 +287,12 @@ class BaseMixture(DensityMixin, BaseEstimator):
 
     def _validated(self, X):
         check_is_fitted(self)
-        return _validation.validate_X(self, X, reset=False)
+        return _validation.validate_X(self, X, reset=False, allow_nan=self._allows_nan())
 
     def _prediction_source(self, X):
         check_is_fitted(self)
         return prediction_source(X, validate=self._validated, check_width=partial(_validation.check_n_features, self),
-                                 n_jobs=self.n_jobs)
+                                 n_jobs=self.n_jobs, missing_values=self._allows_nan())
 
     def _map(self, source, function, columns=None, dtype=None):
         """``source.map_log_prob`` of ``function`` under the fitted parameters and the backend's thread policy for
@@ -406,5 +417,5 @@ class BaseMixture(DensityMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self._allows_nan()
         return tags

@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _sklearn_interop, _validation
+from . import _missing, _sklearn_interop, _validation
 from ._backends import get_backend
 from ._base import BaseMixture, _log_likelihoods
 from ._collapse import ComponentCollapseWarning
@@ -111,6 +111,14 @@ class GaussianMixture(BaseMixture):
         :meth:`partial_fit`, with the same step sizes) on every batch of ``batch_size`` consecutive rows in turn, and
         its lower bound the mean of the batches' log-likelihoods. For an in-memory array or a memmap whose rows come
         in random order.
+    missing_values : {'error', 'marginalize'}, default='error'
+        'error': NaN in X is an error, as in scikit-learn. 'marginalize' (fastgmm only): an entry that is NaN is
+        missing, and EM treats it as latent (Ghahramani and Jordan 1994): a row's likelihood is that of its observed
+        entries, and the M-step takes the missing ones' conditional expectations and covariances given the
+        observed ones. :meth:`predict`, :meth:`predict_proba`, :meth:`score_samples`, :meth:`score`, :meth:`bic`
+        and :meth:`aic` then take rows with NaN (the marginal density of the observed entries), and
+        :meth:`impute` fills the holes. The initialisation reads the complete rows. A row with no observed entry
+        is an error. For in-memory arrays and memmaps; data without NaN are fitted as with 'error'.
 
     Attributes
     ----------
@@ -179,6 +187,7 @@ class GaussianMixture(BaseMixture):
         "learning_offset": [Interval(Real, 0.0, None, closed="left")],
         "step_size": [Interval(Real, 0.0, 1.0, closed="right"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "missing_values": [StrOptions({"error", "marginalize"})],
     }
 
     def __init__(
@@ -207,6 +216,7 @@ class GaussianMixture(BaseMixture):
         learning_offset=10.0,
         step_size=None,
         batch_size=None,
+        missing_values="error",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -231,6 +241,7 @@ class GaussianMixture(BaseMixture):
         self.learning_offset = learning_offset
         self.step_size = step_size
         self.batch_size = batch_size
+        self.missing_values = missing_values
 
     # ------------------------------------------------------------------------------------------------ fitting
 
@@ -291,8 +302,9 @@ class GaussianMixture(BaseMixture):
     def _partial_fit(self, X, sample_weight):
         self._validate_params()
         first = not hasattr(self, "converged_")
-        validate = partial(_validation.validate_X, self, reset=first, ensure_min_samples=1)
-        source = fit_source(X, sample_weight, validate=validate, n_jobs=self.n_jobs)
+        validate = partial(_validation.validate_X, self, reset=first, ensure_min_samples=1,
+                           allow_nan=self._allows_nan())
+        source = fit_source(X, sample_weight, validate=validate, n_jobs=self.n_jobs, missing_values=self._allows_nan())
         backend = get_backend(self.backend)
         with backend.threads(self.n_jobs):
             if first:
@@ -305,7 +317,8 @@ class GaussianMixture(BaseMixture):
                     )
                 self._record_features(source)
                 with fit_generator(self.random_state) as random_state:  # only the initialisation draws
-                    params = self._initial_parameters(source, backend, random_state, init_arrays)
+                    params = self._initial_parameters(self._initialisation_rows(source), backend, random_state,
+                                                      init_arrays)
             else:
                 params = self._parameters()
             if "_stream" in self.__dict__:
@@ -380,6 +393,28 @@ class GaussianMixture(BaseMixture):
             np.asarray(self.covariances_, dtype=np.float64),
             np.asarray(self.precisions_cholesky_, dtype=np.float64),
         )
+
+    # ----------------------------------------------------------------------------------------- missing values
+
+    def impute(self, X):
+        """X with every missing entry (NaN) replaced by its expectation given the row's observed entries under the
+        fitted mixture, ``sum_k p(k | x_o) E[x_m | x_o, k]``, with ``E[x_m | x_o, k] = mu_m + Sigma_mo
+        Sigma_oo^-1 (x_o - mu_o)``; observed entries are kept. Works whatever ``missing_values`` the model was
+        fitted with.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with at least one observed entry each.
+
+        Returns
+        -------
+        X_filled : ndarray of shape (n_samples, n_features)
+            In X's floating dtype.
+        """
+        check_is_fitted(self)
+        X = _validation.validate_X(self, X, reset=False, allow_nan=True)
+        return _missing.conditional_expectation(X, self._parameters()).astype(X.dtype, copy=False)
 
     # ---------------------------------------------------------------------------------------- model selection
 

@@ -15,7 +15,7 @@ from ._model_file import (
     BAYESIAN_FORMAT,
     FORMAT,
     FORMATS,
-    ONLINE_PARAMS,
+    PARAMS_ADDED,
     PRIOR_SCALARS,
     STREAM_MEMBERS,
     ModelFileError,
@@ -153,8 +153,10 @@ def _model_from(members):
     # Parameters: known names only, then the estimator's own validation.
     cls = _ESTIMATORS[file_format]
     params = _json_object(members, "params")
-    if not bayesian and int(version) < 3:
-        params = {**ONLINE_PARAMS, **params}
+    if not bayesian:
+        for added_in, defaults in PARAMS_ADDED.items():
+            if int(version) < added_in:
+                params = {**defaults, **params}
     known = set(cls().get_params(deep=False))
     if set(params) != known:
         raise ModelFileError(f"params must name exactly {sorted(known)}, got {sorted(params)}")

@@ -1,16 +1,16 @@
 """The model file: its format and its writer. Fitted models are saved as plain ``.npz`` files, no pickle, so that
 loading one (``fastgmm._load``, above the estimator) cannot run code.
 
-Layout, format version 3 (every member a plain array; read with ``allow_pickle=False``). Versions 1 and 2, read
-too, are the same without the parameters ``learning_decay``, ``learning_offset``, ``step_size`` and ``batch_size``
-(read as their defaults) and without the ``stream_*`` members; version 1 also without ``dtype`` in ``fitted`` (its
-models are float64).
+Layout, format version 4 (every member a plain array; read with ``allow_pickle=False``). Versions 1 to 3, read
+too, are the same without the parameter ``missing_values`` (read as 'error'); versions 1 and 2 also without
+``learning_decay``, ``learning_offset``, ``step_size`` and ``batch_size`` (read as their defaults) and without the
+``stream_*`` members; version 1 also without ``dtype`` in ``fitted`` (its models are float64).
 
 =====================  ==========================  =============================================================
 member                 dtype, shape                content
 =====================  ==========================  =============================================================
 format                 str, ()                     ``"fastgmm.GaussianMixture"``
-format_version         int64, ()                   2
+format_version         int64, ()                   4
 fastgmm_version        str, ()                     version of fastgmm that wrote the file (informative)
 params                 str, ()                     JSON object: every constructor parameter that is a number, a
                                                    string, a boolean or null (``random_state`` when it is an int or
@@ -68,8 +68,8 @@ from sklearn.utils.validation import check_is_fitted
 from ._version import __version__
 
 FORMAT = "fastgmm.GaussianMixture"
-FORMAT_VERSION = 3
-_READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+_READABLE_VERSIONS = (1, 2, 3, 4)
 BAYESIAN_FORMAT = "fastgmm.BayesianGaussianMixture"
 # format: (version written, versions read, parameters stored as arrays)
 FORMATS = {
@@ -88,8 +88,9 @@ _REQUIRED = {"format", "format_version", "fastgmm_version", "params", "fitted", 
              *_FITTED_ARRAYS}
 # partial_fit's running statistics (format version 3): all or none.
 STREAM_MEMBERS = ("stream_steps", "stream_log_likelihood", "stream_nk", "stream_means", "stream_s2")
-# Constructor parameters added in format version 3, with the defaults older files mean.
-ONLINE_PARAMS = {"learning_decay": 0.7, "learning_offset": 10.0, "step_size": None, "batch_size": None}
+# Constructor parameters added in a format version, with the defaults older files mean.
+PARAMS_ADDED = {3: {"learning_decay": 0.7, "learning_offset": 10.0, "step_size": None, "batch_size": None},
+                4: {"missing_values": "error"}}
 _OPTIONAL = {"random_state_key", "feature_names_in_", *(f"param_{name}" for name in _ARRAY_PARAMS), *STREAM_MEMBERS}
 
 

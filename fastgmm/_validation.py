@@ -56,11 +56,15 @@ def _all_finite(X):
     return all(np.isfinite(X[start:start + rows]).all() for start in range(0, X.shape[0], rows))
 
 
-def validate_X(estimator, X, *, reset, ensure_min_samples=1):
+def validate_X(estimator, X, *, reset, ensure_min_samples=1, allow_nan=False):
     """``validate_data(estimator, X, dtype=[np.float64, np.float32], ...)``: X as scikit-learn validates it, with
     ``n_features_in_`` and ``feature_names_in_`` recorded (``reset``) or checked. A plain 2-D float ndarray skips
     scikit-learn's machinery (~0.19 ms: tags, dataframe probes, its dispatch), since all it would do is the checks
-    below; anything else, or any check failing, goes to ``validate_data`` for its behaviour and its messages."""
+    below; anything else, or any check failing, goes to ``validate_data`` for its behaviour and its messages.
+    ``allow_nan``: NaN entries pass (missing values), infinities do not."""
+    if allow_nan:
+        return validate_data(estimator, X, dtype=list(_FLOAT_TYPES), reset=reset,
+                             ensure_min_samples=ensure_min_samples, ensure_all_finite="allow-nan")
     if (
         type(X) is np.ndarray
         and X.ndim == 2

@@ -93,3 +93,55 @@ def sklearn_selection(X, n_components, criterion, covariance_types=("full", "tie
                 model = GaussianMixture(k, covariance_type=cov, random_state=0).fit(X)
                 values[(k, cov)] = getattr(model, criterion)(X)
     return values
+
+
+def naive_missing_values_em(X, sample_weight, weights, means, covariances, covariance_type, reg_covar, n_iter):
+    """EM with NaN entries marginalised, written out row by row on raw moments (Ghahramani and Jordan 1994):
+    each row's observed log-density by scipy, its missing entries' conditional mean and covariance by dense
+    solves, then the M-step of ``covariance_type``. ``covariances`` are dense (K, D, D). Returns the weights, means,
+    dense covariances after ``n_iter`` iterations and the mean observed log-likelihood of each iteration."""
+    from scipy.stats import multivariate_normal
+
+    n, D = X.shape
+    K = len(weights)
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    bounds = []
+    for _ in range(n_iter):
+        N, S1, S2, ll = np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D)), 0.0
+        for x, weight in zip(X, w):
+            o = ~np.isnan(x)
+            m = ~o
+            log_p = np.empty(K)
+            filled, extra = [], []
+            for k in range(K):
+                S = covariances[k]
+                log_p[k] = np.log(weights[k]) + multivariate_normal(means[k][o], S[np.ix_(o, o)]).logpdf(x[o])
+                x_hat = x.copy()
+                x_hat[m] = means[k][m] + S[np.ix_(m, o)] @ np.linalg.solve(S[np.ix_(o, o)], x[o] - means[k][o])
+                C = np.zeros((D, D))
+                C[np.ix_(m, m)] = S[np.ix_(m, m)] - S[np.ix_(m, o)] @ np.linalg.solve(S[np.ix_(o, o)], S[np.ix_(o, m)])
+                filled.append(x_hat)
+                extra.append(C)
+            top = log_p.max()
+            total = top + np.log(np.exp(log_p - top).sum())
+            ll += weight * total
+            r = weight * np.exp(log_p - total)
+            for k in range(K):
+                N[k] += r[k]
+                S1[k] += r[k] * filled[k]
+                S2[k] += r[k] * (np.outer(filled[k], filled[k]) + extra[k])
+        bounds.append(ll / w.sum())
+        nk = N + 10 * np.finfo(float).eps
+        weights = nk / nk.sum()
+        means = S1 / nk[:, None]
+        scatter = S2 / nk[:, None, None] - np.einsum("ki,kj->kij", means, means)
+        if covariance_type == "full":
+            covariances = scatter + reg_covar * np.eye(D)
+        elif covariance_type == "tied":
+            tied = np.einsum("k,kij->ij", nk, scatter) / nk.sum() + reg_covar * np.eye(D)
+            covariances = np.repeat(tied[None], K, axis=0)
+        elif covariance_type == "diag":
+            covariances = np.stack([np.diag(np.diagonal(c) + reg_covar) for c in scatter])
+        else:
+            covariances = np.stack([np.eye(D) * (np.trace(c) / D + reg_covar) for c in scatter])
+    return weights, means, covariances, bounds

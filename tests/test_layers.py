@@ -18,10 +18,12 @@ LAYERS = [
                    "fastgmm._model_file", "fastgmm._progress", "fastgmm._random", "fastgmm._sklearn_interop",
                    "fastgmm._ward"]),
     ("data sources", ["fastgmm.sources", "fastgmm.sources.arrays", "fastgmm.sources.blocks", "fastgmm.sources.chunks",
-                      "fastgmm.sources.dask_arrays", "fastgmm.sources.init_sample", "fastgmm._validation"]),
+                      "fastgmm.sources.dask_arrays", "fastgmm.sources.init_sample", "fastgmm.sources.with_missing",
+                      "fastgmm._validation"]),
     ("backend selection", ["fastgmm._auto_backend", "fastgmm._backends", "fastgmm._background_compile"]),
     ("kernels", ["fastgmm.kernels", "fastgmm.kernels._constants", "fastgmm.kernels._layouts", "fastgmm.kernels._passes",
-                 "fastgmm.kernels.cython_", "fastgmm.kernels.numba_", "fastgmm.kernels.numpy_", "fastgmm._threads"]),
+                 "fastgmm.kernels.cython_", "fastgmm.kernels.numba_", "fastgmm.kernels.numpy_", "fastgmm._missing",
+                 "fastgmm._threads"]),
     ("model arrays", ["fastgmm._parameters", "fastgmm._variational", "fastgmm._version"]),
 ]
 

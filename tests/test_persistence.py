@@ -90,7 +90,7 @@ def test_save_to_a_path_writes_exactly_that_file(tmp_path):
     assert_same_estimator(fastgmm.load(str(path)), model)
     # Plain numpy reads it without pickle.
     with np.load(path, allow_pickle=False) as archive:
-        assert str(archive["format"]) == "fastgmm.GaussianMixture" and int(archive["format_version"]) == 3
+        assert str(archive["format"]) == "fastgmm.GaussianMixture" and int(archive["format_version"]) == 4
 
 
 def test_float32_model_round_trips_exactly(tmp_path):
@@ -138,17 +138,24 @@ def test_version_1_files_are_read_as_float64():
     assert_same_estimator(load_members(members), model)
 
 
-def test_version_2_files_without_the_online_parameters_get_their_defaults():
+@pytest.mark.parametrize(
+    "version, added, defaults",
+    [
+        (2, ("learning_decay", "learning_offset", "step_size", "batch_size"), (0.7, 10.0, None, None)),
+        (3, ("missing_values",), ("error",)),
+    ],
+)
+def test_older_files_without_later_parameters_get_their_defaults(version, added, defaults):
     model = GaussianMixture(2, random_state=0).fit(X)
     members = saved_members(model)
     params = json.loads(str(members["params"]))
-    for name in ("learning_decay", "learning_offset", "step_size", "batch_size"):
+    for name in added:
         del params[name]
-    members["params"], members["format_version"] = np.array(json.dumps(params)), np.array(2)
+    members["params"], members["format_version"] = np.array(json.dumps(params)), np.array(version)
     restored = load_members(members)
     assert_same_estimator(restored, model)
-    assert (restored.learning_decay, restored.learning_offset, restored.step_size) == (0.7, 10.0, None)
-    members["format_version"] = np.array(3)  # version 3 names them
+    assert tuple(getattr(restored, name) for name in added) == defaults
+    members["format_version"] = np.array(version + 1)  # the next version names them
     with pytest.raises(fastgmm.ModelFileError, match="params must name exactly"):
         load_members(members)
 
@@ -227,8 +234,8 @@ TAMPERED = [
     ("unexpected member", setter("extra", np.zeros(2)), r"unexpected member\(s\) \['extra'\]"),
     ("other format", setter("format", np.array("something else")), "no member 'format' equal to"),
     ("format not text", setter("format", np.zeros(3)), "'format' must be a string"),
-    ("newer format version", setter("format_version", np.array(4)),
-     "format version 4; this fastgmm reads versions 1, 2, 3"),
+    ("newer format version", setter("format_version", np.array(5)),
+     "format version 5; this fastgmm reads versions 1, 2, 3, 4"),
     ("version 1 with a dtype", setter("format_version", np.array(1)), "fitted must name exactly"),
     ("unknown dtype", with_json("fitted", dtype="float16"), "dtype 'float16' is not one of"),
     ("params not JSON", setter("params", np.array("{not json")), "'params' is not valid JSON"),

@@ -21,6 +21,7 @@ from sklearn.utils.validation import _get_feature_names
 from .._validation import check_sample_weight
 from .arrays import ArraySource
 from .chunks import Chunks, ChunkSource
+from .with_missing import missing_values_source
 
 
 class Source(Protocol):
@@ -72,7 +73,12 @@ class Source(Protocol):
         """The (weighted) mean of ``values``, a per-row result of ``map_log_prob``, as a float."""
 
 
-def fit_source(X, sample_weight=None, *, validate, n_jobs=None):
+def _no_missing_values(kind):
+    raise ValueError(f"missing_values='marginalize' takes an in-memory array or a numpy.memmap, not {kind} (not "
+                     "supported yet)")
+
+
+def fit_source(X, sample_weight=None, *, validate, n_jobs=None, missing_values=False):
     """The data source for fit's input.
 
     Parameters
@@ -83,11 +89,16 @@ def fit_source(X, sample_weight=None, *, validate, n_jobs=None):
         ``validate(X) -> X``: the estimator's validation of an in-memory X for fit.
     n_jobs : int or None
         Kernel threads per dask task (see ``fastgmm.sources.dask_arrays.task_threads``).
+    missing_values : bool, default=False
+        Whether NaN entries are missing values to marginalise (``validate`` lets them pass): a source that does
+        (``with_missing.MissingValuesSource``) when X has any.
 
     Returns
     -------
     Source
     """
+    if missing_values and (isinstance(X, Chunks) or is_dask_collection(X)):
+        _no_missing_values(type(X).__name__)
     if isinstance(X, Chunks):
         if sample_weight is not None:
             raise ValueError("with Chunks, give the sample weights inside the chunks as (X_chunk, weight_chunk) pairs")
@@ -101,10 +112,11 @@ def fit_source(X, sample_weight=None, *, validate, n_jobs=None):
     # partial_fit step.
     feature_names = None if type(X) is np.ndarray else _get_feature_names(X)
     X = validate(X)
-    return ArraySource(X, check_sample_weight(sample_weight, X), out_of_core=out_of_core, feature_names=feature_names)
+    source = ArraySource(X, check_sample_weight(sample_weight, X), out_of_core=out_of_core, feature_names=feature_names)
+    return missing_values_source(source) if missing_values else source
 
 
-def prediction_source(X, *, validate, check_width, n_jobs=None):
+def prediction_source(X, *, validate, check_width, n_jobs=None, missing_values=False):
     """The data source for the input of a fitted model's predictions.
 
     Parameters
@@ -121,13 +133,16 @@ def prediction_source(X, *, validate, check_width, n_jobs=None):
     -------
     Source
     """
+    if missing_values and (isinstance(X, Chunks) or is_dask_collection(X)):
+        _no_missing_values(type(X).__name__)
     if isinstance(X, Chunks):
         return ChunkSource(X, validate=validate)
     if is_dask_collection(X):
         from .dask_arrays import DaskSource
 
         return DaskSource(X, n_jobs=n_jobs, check_width=check_width)
-    return ArraySource(validate(X))
+    source = ArraySource(validate(X))
+    return missing_values_source(source) if missing_values else source
 
 
 def is_dask_collection(X):
