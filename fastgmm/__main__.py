@@ -134,11 +134,13 @@ def fit(args):
         raise SystemExit("fastgmm fit: several data files need --stream (or join them into one file)")
     X, names = _read(args)
     settings = dict(covariance_type=args.covariance_type, progress=_progress(args), **_model_settings(args, X))
+    if args.bayesian and args.missing != "error":
+        raise SystemExit("fastgmm fit: --missing marginalize fits a GaussianMixture; --bayesian has no missing values")
     if args.bayesian:
         model = BayesianGaussianMixture(n_components=args.k, weight_concentration_prior_type=args.weight_prior,
                                         weight_concentration_prior=args.weight_concentration_prior, **settings)
     else:
-        model = GaussianMixture(args.k, **settings)
+        model = GaussianMixture(args.k, missing_values=args.missing, **settings)
     start = time.perf_counter()
     model.fit(X)
     elapsed = time.perf_counter() - start
@@ -176,7 +178,8 @@ def _fit_stream(args):
         if model is None:
             settings = {key: value for key, value in _model_settings(args, X).items()
                         if key not in ("max_iter", "n_init", "tol")}
-            model = GaussianMixture(args.k, covariance_type=args.covariance_type, step_size=args.step_size, **settings)
+            model = GaussianMixture(args.k, covariance_type=args.covariance_type, step_size=args.step_size,
+                                    missing_values=args.missing, **settings)
         model.partial_fit(X)
         rows += X.shape[0]
         if bar is not None:
@@ -344,6 +347,9 @@ def _parser():
                    help="with --bayesian: the prior on the weights (default dirichlet_process)")
     p.add_argument("--weight-concentration-prior", type=float, default=None,
                    help="with --bayesian: its concentration (default 1 / K); larger keeps more components")
+    p.add_argument("--missing", default="error", choices=["error", "marginalize"],
+                   help="NaN entries (empty CSV cells, Parquet nulls): an error (default), or missing values that EM "
+                        "marginalises (missing_values='marginalize'); the saved model then predicts rows with holes")
     settings(p)
     p.set_defaults(func=fit)
 

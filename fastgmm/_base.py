@@ -25,6 +25,7 @@ from ._model_file import save_model
 from ._progress import Progress
 from ._random import fit_generator
 from .sources import fit_source, prediction_source
+from .sources.with_missing import complete_rows
 from .sources.init_sample import initialisation_source
 
 
@@ -176,7 +177,6 @@ class BaseMixture(DensityMixin, BaseEstimator):
         printer = VerbosePrinter(self.verbose, self.verbose_interval)
         progress = Progress(self.progress, self.callback, n_init, self.max_iter)
 
-        init_rows = self._initialisation_rows(source)
         best = None
         reseeded = []  # (iteration, components) of every run
         with fit_generator(self.random_state) as random_state, backend.threads(self.n_jobs), closing(progress):
@@ -185,7 +185,8 @@ class BaseMixture(DensityMixin, BaseEstimator):
                 printer.init_begin(init)
                 if do_init:
                     params = self._initial_parameters(
-                        initialisation_source(init_rows, self.init_sample_size, self.n_components, random_state),
+                        self._initialisation_rows(initialisation_source(source, self.init_sample_size,
+                                                                        self.n_components, random_state)),
                         backend,
                         random_state,
                         context,
@@ -259,9 +260,9 @@ class BaseMixture(DensityMixin, BaseEstimator):
         return getattr(self, "missing_values", "error") == "marginalize"
 
     def _initialisation_rows(self, source):
-        """The source the initialisation reads: the complete rows of data with missing values, else ``source``."""
-        rows = getattr(source, "for_initialisation", None)
-        return source if rows is None else rows(self.n_components)
+        """The rows the initialisation reads, from those ``initialisation_source`` chose: with missing values
+        allowed, their complete rows (``fastgmm.sources.with_missing.complete_rows``)."""
+        return complete_rows(source, self.n_components) if self._allows_nan() else source
 
     def _validate_params(self):
         _validation.validate_params(self, super()._validate_params)

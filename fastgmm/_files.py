@@ -1,6 +1,7 @@
 """Data files for the command line: .npy, .npz, .csv and .parquet in, labels and probabilities out."""
 
 import csv
+import math
 import os
 
 import numpy as np
@@ -128,9 +129,19 @@ def _read_csv(path, columns):
     usecols = column_indices(names, columns, path) if columns else list(range(len(names)))
     try:
         X = np.loadtxt(path, delimiter=",", skiprows=skip, usecols=usecols, ndmin=2, dtype=np.float64)
-    except ValueError as error:
-        raise DataFileError(f"{path}: {error}") from None
+    except ValueError:
+        # Empty cells are missing values (NaN); anything else that is not a number stays an error. A converter
+        # per cell is slow, so it reads only files the fast reader refused.
+        try:
+            X = np.loadtxt(path, delimiter=",", skiprows=skip, usecols=usecols, ndmin=2, dtype=np.float64,
+                           converters=_number_or_missing)
+        except ValueError as error:
+            raise DataFileError(f"{path}: {error}") from None
     return X, [names[i] for i in usecols]
+
+
+def _number_or_missing(field):
+    return float(field) if field.strip() else math.nan
 
 
 def _read_parquet(path, columns):

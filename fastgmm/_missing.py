@@ -34,15 +34,45 @@ def dense_covariances(params):
     return cov[:, None, None] * np.eye(D)
 
 
+def group_patterns(missing):
+    """The rows of a (n, D) boolean ``missing`` mask grouped by missingness pattern.
+
+    Returns
+    -------
+    rows : int64 ndarray of shape (n,)
+        Row numbers, pattern after pattern (patterns in the order of their bit codes, rows increasing within each).
+    starts : int64 ndarray of shape (P + 1,)
+        Where each pattern's rows start in ``rows``, then ``n``.
+    observed : bool ndarray of shape (P, D)
+        Each pattern's observed columns.
+    """
+    n, D = missing.shape
+    if D <= 62:
+        codes = missing.astype(np.int64) @ (np.int64(1) << np.arange(D, dtype=np.int64))
+    else:
+        codes = np.unique(missing, axis=0, return_inverse=True)[1].ravel()
+    rows = np.argsort(codes, kind="stable")
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(codes[rows])) + 1, [n]]).astype(np.int64)
+    return rows, starts, ~missing[rows[starts[:-1]]]
+
+
 def patterns(missing):
     """Yield ``(rows, observed)`` for each missingness pattern of a (n, D) boolean ``missing`` mask: the row
-    indices that share it (increasing) and its observed columns, in the order of first appearance."""
-    unique, first, inverse = np.unique(missing, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
-    for group in np.argsort(first, kind="stable"):
-        yield order[bounds[group]:bounds[group + 1]], np.flatnonzero(~unique[group])
+    indices that share it (increasing) and its observed columns (``group_patterns``' order)."""
+    rows, starts, observed = group_patterns(missing)
+    for p in range(len(starts) - 1):
+        yield rows[starts[p]:starts[p + 1]], np.flatnonzero(observed[p])
+
+
+def in_layout(log_likelihood, total_weight, nk, s1, s2, shift, covariance_type):
+    """``Statistics`` from dense (K, D, D) second moments, in ``covariance_type``'s layout."""
+    if covariance_type == "tied":
+        s2 = s2.sum(axis=0)
+    elif covariance_type == "diag":
+        s2 = np.diagonal(s2, axis1=1, axis2=2).copy()
+    elif covariance_type == "spherical":
+        s2 = np.trace(s2, axis1=1, axis2=2)
+    return Statistics(float(log_likelihood), float(total_weight), nk, s1, s2, shift)
 
 
 class _PatternTerms:
@@ -98,7 +128,6 @@ def observed_statistics(X, sample_weight, params):
     """The one-pass statistics of rows with missing entries (``Statistics``, about ``params.means``): the
     log-likelihood of the observed entries, and the expected moments of the complete rows given them."""
     K, D = params.means.shape
-    cov_type = params.covariance_type
     sigmas = dense_covariances(params)
     w_all = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     ll, nk, s1 = 0.0, np.zeros(K), np.zeros((K, D))
@@ -119,13 +148,7 @@ def observed_statistics(X, sample_weight, params):
             s2[k] += offsets[k].T @ (r[:, None] * offsets[k])
             missing, C = conditional[k]
             s2[k][np.ix_(missing, missing)] += r.sum() * C
-    if cov_type == "tied":
-        s2 = s2.sum(axis=0)
-    elif cov_type == "diag":
-        s2 = np.diagonal(s2, axis1=1, axis2=2).copy()
-    elif cov_type == "spherical":
-        s2 = np.trace(s2, axis1=1, axis2=2)
-    return Statistics(ll, float(w_all.sum()), nk, s1, s2, params.means)
+    return in_layout(ll, w_all.sum(), nk, s1, s2, params.means, params.covariance_type)
 
 
 def conditional_expectation(X, params):

@@ -44,11 +44,11 @@ def validate_params(estimator, validate):
 _FLOAT_TYPES = (np.float64, np.float32)
 
 
-# Rows per piece of ``_all_finite``: its boolean temporary stays at 1 MiB.
+# Rows per piece of ``all_finite``: its boolean temporary stays at 1 MiB.
 _FINITE_PIECE = 2**20
 
 
-def _all_finite(X):
+def all_finite(X):
     """Whether every entry of the 2-D float array ``X`` is finite: ``np.isfinite`` a piece of rows at a time, 3.5x
     faster than scikit-learn's finite float64 sum on 10,000 x 8 float32 rows just arrived (11 us, where the
     partial_fit step that follows takes 0.3 ms)."""
@@ -61,10 +61,7 @@ def validate_X(estimator, X, *, reset, ensure_min_samples=1, allow_nan=False):
     ``n_features_in_`` and ``feature_names_in_`` recorded (``reset``) or checked. A plain 2-D float ndarray skips
     scikit-learn's machinery (~0.19 ms: tags, dataframe probes, its dispatch), since all it would do is the checks
     below; anything else, or any check failing, goes to ``validate_data`` for its behaviour and its messages.
-    ``allow_nan``: NaN entries pass (missing values), infinities do not."""
-    if allow_nan:
-        return validate_data(estimator, X, dtype=list(_FLOAT_TYPES), reset=reset,
-                             ensure_min_samples=ensure_min_samples, ensure_all_finite="allow-nan")
+    ``allow_nan``: NaN entries pass (missing values), infinities do not; X without NaN costs no more."""
     if (
         type(X) is np.ndarray
         and X.ndim == 2
@@ -73,13 +70,14 @@ def validate_X(estimator, X, *, reset, ensure_min_samples=1, allow_nan=False):
         and X.shape[1] >= 1
         and (reset or ("feature_names_in_" not in estimator.__dict__
                        and estimator.__dict__.get("n_features_in_") == X.shape[1]))
-        and (get_config()["assume_finite"] or _all_finite(X))
+        and (get_config()["assume_finite"] or all_finite(X))
     ):
         if reset:
             estimator.__dict__.pop("feature_names_in_", None)
             estimator.n_features_in_ = X.shape[1]
         return X
-    return validate_data(estimator, X, dtype=list(_FLOAT_TYPES), reset=reset, ensure_min_samples=ensure_min_samples)
+    return validate_data(estimator, X, dtype=list(_FLOAT_TYPES), reset=reset, ensure_min_samples=ensure_min_samples,
+                         ensure_all_finite="allow-nan" if allow_nan else True)
 
 
 def check_n_features(estimator, n_features):

@@ -95,6 +95,23 @@ def test_fit_stream_reads_each_file_once_through_partial_fit(files):
     assert "need --stream" in error
 
 
+def test_fit_missing_marginalize_reads_empty_csv_cells_as_holes(files):
+    X = IRIS[COLUMNS].to_numpy().copy()
+    X[::7, 0] = np.nan
+    X[1::7, 1] = np.nan
+    lines = ["a,b"] + [",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in X]
+    (files / "holes.csv").write_text("\n".join(lines) + "\n")
+    refused = run("fit", "holes.csv", "-k", 3, "-o", "holes.npz", "-q", cwd=files, expect=1)
+    assert "NaN" in refused.stderr and "Traceback" not in refused.stderr
+    run("fit", "holes.csv", "-k", 3, "--missing", "marginalize", "-o", "holes.npz", "-q", cwd=files)
+    model = fastgmm.load(files / "holes.npz")
+    expected = GaussianMixture(3, random_state=0, missing_values="marginalize").fit(X)
+    assert model.missing_values == "marginalize"
+    np.testing.assert_allclose(model.means_, expected.means_, rtol=1e-10)
+    printed = run("predict", "holes.npz", "holes.csv", cwd=files).stdout.split()
+    np.testing.assert_array_equal(np.array(printed, dtype=int), expected.predict(X))
+
+
 def test_parquet_input(files):
     pytest.importorskip("pyarrow")
     IRIS.to_parquet(files / "iris.parquet")

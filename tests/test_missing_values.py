@@ -156,3 +156,59 @@ def test_save_load_keeps_the_option_and_partial_fit_takes_holes():
     for start in range(0, 3000, 500):
         online.partial_fit(X[start:start + 500])
     assert np.all(np.isfinite(online.means_)) and online.n_iter_ == 6
+
+
+@pytest.mark.parametrize("block_size", [7, 64, 100_000])
+def test_the_compiled_kernel_is_the_reference(covariance_type, block_size):
+    """Numba's ``missing_statistics`` against ``fastgmm._missing.observed_statistics``: blocks that cut patterns,
+    weights with zeros, far from the origin; the same bits on 1 and 2 threads."""
+    pytest.importorskip("numba")
+    import numba
+
+    from fastgmm import _missing
+    from fastgmm.kernels import numba_
+
+    X, _, holes = mixture(700, seed=10, missing=0.35, offset=1e4)
+    w = np.random.default_rng(11).uniform(0.0, 2.0, len(X))
+    w[::9] = 0.0
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0,
+                            missing_values="marginalize").fit(X, sample_weight=w)
+    params = model._parameters()
+    with_holes = np.flatnonzero(holes.any(axis=1))
+    order, starts, observed = _missing.group_patterns(holes[with_holes])
+    assert len(starts) > 10
+    runs = []
+    for threads in (1, 2):
+        previous = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            runs.append(numba_.missing_statistics(X, w, params.means, _missing.dense_covariances(params),
+                                                  np.log(params.weights), with_holes[order], starts, observed,
+                                                  block_size))
+        finally:
+            numba.set_num_threads(previous)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    got = _missing.in_layout(*runs[0], params.means, covariance_type)
+    expected = _missing.observed_statistics(X[with_holes], w[with_holes], params)
+    assert got.log_likelihood == pytest.approx(expected.log_likelihood, rel=1e-12)
+    assert got.total_weight == pytest.approx(expected.total_weight, rel=1e-14)
+    for name in ("nk", "s1", "s2"):
+        np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-10, atol=1e-9, err_msg=name)
+
+
+def test_a_memmap_in_pieces_fits_as_the_array(tmp_path, monkeypatch):
+    """Out of core the rows with holes are grouped piece by piece; in memory over the whole array: the same EM."""
+    from fastgmm.sources import with_missing
+
+    X, _, _ = mixture(3000, seed=12)
+    np.save(tmp_path / "X.npy", X)
+    monkeypatch.setattr(with_missing, "_PIECE_ROWS", 700)
+    settings = dict(random_state=0, missing_values="marginalize", max_iter=5, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        in_memory = GaussianMixture(3, **settings).fit(X)
+        mapped = GaussianMixture(3, init_sample_size=None, **settings).fit(np.load(tmp_path / "X.npy", mmap_mode="r"))
+    np.testing.assert_allclose(mapped.means_, in_memory.means_, rtol=1e-10)
+    np.testing.assert_allclose(mapped.lower_bounds_, in_memory.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(mapped.score_samples(X), in_memory.score_samples(X), rtol=1e-12)

@@ -16,7 +16,7 @@ KERNEL_FUNCTIONS = (
 
 # A backend may have these (fastgmm.kernels.numba_'s are the model); they return None for a call they do not take,
 # and the caller then uses the functions above.
-OPTIONAL_KERNEL_FUNCTIONS = ("em_iterations", "online_step", "kmeans")
+OPTIONAL_KERNEL_FUNCTIONS = ("em_iterations", "online_step", "kmeans", "missing_statistics")
 
 # A backend that compiles its kernels at first use (Numba's) has these too, for backend='auto' to serve a call
 # elsewhere while a kernel is not compiled, and for fastgmm._background_compile to compile it (see numba_).

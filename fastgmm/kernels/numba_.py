@@ -2121,6 +2121,229 @@ def online_step(X, sample_weight, covariance_type, means, precisions_cholesky, l
     return {"statistics": statistics, "running": new_running, "params": new_params}
 
 
+# ------------------------------------------------------------------------------------- rows with missing entries
+
+
+@njit(cache=True)
+def _pattern_model(sigma, means, log_weights, obs, mis, pattern):
+    """One pattern's model of its observed entries, into ``pattern`` ``(mu, U, log_const, Bm, C)``: per component
+    the observed means (K, no), the upper factors ``U`` of Sigma_oo^-1 = U U^T (K, no, no) and the log-constants,
+    as the complete rows' tiles take them (``_log_prob_tile``), ``Bm`` = U^T Sigma_om (K, no, nm), so that the
+    conditional offsets of the missing entries are ``Bm^T U^T (x_o - mu_o)``, and ``C`` = Sigma_mm - Bm^T Bm
+    (K, nm, nm), their conditional covariance. False when a Sigma_oo is not positive definite."""
+    mu, U, log_const, Bm, C = pattern
+    no, nm = obs.shape[0], mis.shape[0]
+    S = np.empty((no, no))
+    L = np.zeros((no, no))
+    for k in range(means.shape[0]):
+        for i in range(no):
+            mu[k, i] = means[k, obs[i]]
+            for j in range(no):
+                S[i, j] = sigma[k, obs[i], obs[j]]
+        if not _precision_factor(S, L, U[k]):
+            return False
+        log_det = 0.0
+        for i in range(no):
+            log_det += math.log(U[k, i, i])
+        log_const[k] = log_weights[k] + log_det - 0.5 * no * math.log(2.0 * math.pi)
+        for c in range(nm):
+            for j in range(no):
+                v = 0.0
+                for i in range(j + 1):
+                    v += U[k, i, j] * sigma[k, obs[i], mis[c]]
+                Bm[k, j, c] = v
+        for a in range(nm):
+            for c in range(a, nm):
+                v = sigma[k, mis[a], mis[c]]
+                for j in range(no):
+                    v -= Bm[k, j, a] * Bm[k, j, c]
+                C[k, a, c] = v
+    return True
+
+
+@njit(cache=True, inline="always")  # called per live pair: no call (and no reference counts of its arrays)
+def _stage_missing_row(k, t, rk, d, pattern, obs, mis, stage, z):
+    """Stage row ``t`` of a tile for component ``k`` with responsibility ``rk`` (weight included): its offsets from
+    the mean, the observed entries as they are and the missing ones ``Bm^T U^T (x_o - mu_o)`` (their conditional
+    expectation less the mean)."""
+    mu, U, _, Bm, _ = pattern
+    staged, offsets, weights = stage
+    no = obs.shape[0]
+    column = staged[k]
+    staged[k] = column + 1
+    weights[k, column] = rk
+    for i in range(no):
+        offsets[k, obs[i], column] = d[i, t] - mu[k, i]
+    for j in range(no):
+        v = 0.0
+        for i in range(j + 1):
+            v += U[k, i, j] * (d[i, t] - mu[k, i])
+        z[j] = v
+    for c in range(mis.shape[0]):
+        v = 0.0
+        for j in range(no):
+            v += Bm[k, j, c] * z[j]
+        offsets[k, mis[c], column] = v
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _add_staged_moments(stage, rsum, block):
+    """Add the staged rows of every component to its moments in ``block`` ``(nk, s1, s2)`` (s2's upper triangle);
+    ``rsum`` collects the weight that takes the conditional covariance after the pattern."""
+    staged, offsets, weights = stage
+    nk, s1, s2 = block
+    K, D = s1.shape
+    for k in range(K):
+        n = staged[k]
+        if n == 0:
+            continue
+        r, E = weights[k], offsets[k]
+        total = 0.0
+        for t in range(n):
+            total += r[t]
+        nk[k] += total
+        rsum[k] += total
+        for i in range(D):
+            acc = 0.0
+            for t in range(n):
+                acc += r[t] * E[i, t]
+            s1[k, i] += acc
+            for j in range(i, D):
+                acc = 0.0
+                for t in range(n):
+                    acc += r[t] * E[i, t] * E[j, t]
+                s2[k, i, j] += acc
+
+
+@_SerialAndParallel
+def _missing_statistics(X, w, weighted, model, layout, partials):
+    """The one-pass statistics of rows with missing entries (NaN), per block of ``rows`` into ``partials``
+    ``(ll_tw, nk, s1, s2)`` (s2 (K, D, D), upper triangle; about the means). ``model`` is ``(means, sigma,
+    log_weights)`` with the dense covariances ``sigma`` (K, D, D); ``layout`` is ``(rows, starts, observed,
+    block_size)``: the row numbers of X sorted by pattern, where each pattern's rows start (P + 1,), each pattern's
+    observed columns (P, D) and the rows (of ``rows``) per block. A block makes each pattern's model of the observed
+    entries once (``_pattern_model``), and then runs the complete rows' tile steps on them: log-probabilities
+    (``_log_prob_tile``), the sparse E-step and the moments of the staged rows."""
+    means, sigma, log_weights = model
+    rows, starts, observed, block_size = layout
+    ll_tw, nk, s1, s2 = partials
+    D = X.shape[1]
+    K = means.shape[0]
+    T = TILE
+    n_rows = rows.shape[0]
+    for b in prange(ll_tw.shape[0]):
+        y = np.empty(T)
+        z = np.empty(D)
+        lp = np.empty((K, T))
+        rsum = np.empty(K)
+        resp = _e_step_buffers(K, D, 1)[1]
+        w_tile = np.empty(T)
+        wt = np.empty(T)
+        # Per component, the tile's rows it takes (offsets from its mean, D x rows) and their responsibilities,
+        # added to the moments by dot products over the rows (vectorised) instead of row after row.
+        staged = np.zeros(K, dtype=np.int64)
+        stage = (staged, np.empty((K, D, T)), np.empty((K, T)))
+        begin = b * block_size
+        end = min(begin + block_size, n_rows)
+        p = np.searchsorted(starts, begin, side="right") - 1
+        r = begin
+        while r < end:
+            segment_end = min(starts[p + 1], end)
+            obs = np.flatnonzero(observed[p])
+            mis = np.flatnonzero(~observed[p])
+            no, nm = obs.shape[0], mis.shape[0]
+            pattern = (np.empty((K, no)), np.zeros((K, no, no)), np.empty(K), np.empty((K, no, nm)),
+                       np.empty((K, nm, nm)))
+            d, diff = np.empty((no, T)), np.empty((no, T))  # of the pattern's width: the tile's loops know it
+            if not _pattern_model(sigma, means, log_weights, obs, mis, pattern):
+                ll_tw[b, 0] = np.nan  # not positive definite: the caller's statistics say so
+                break
+            rsum[:] = 0.0
+            for t0 in range(r, segment_end, T):
+                nt = min(T, segment_end - t0)
+                for t in range(nt):  # row after row: each row's cache line is fetched once
+                    row = rows[t0 + t]
+                    for i in range(no):
+                        d[i, t] = X[row, obs[i]]
+                _log_prob_tile(d, nt, FULL, pattern[0], pattern[1], pattern[2], diff, y, lp)
+                # The sparse E-step of the complete rows' tiles: each row's best component and the other live ones.
+                _live_components(lp, nt, resp)
+                n_pairs = _responsibilities_sparse(lp, nt, resp)
+                for t in range(nt):
+                    w_tile[t] = w[rows[t0 + t]] if weighted else 1.0
+                _add_log_likelihood(resp[0], resp[4], nt, w_tile, 0, weighted, wt, ll_tw[b])
+                best, total = resp[1], resp[4]
+                staged[:] = 0
+                for t in range(nt):
+                    if wt[t] != 0.0 and total[t] > 0.0:
+                        _stage_missing_row(best[t], t, wt[t] / total[t], d, pattern, obs, mis, stage, z)
+                pair_p, pair_k, pair_r = resp[5], resp[6], resp[8]
+                for q in range(n_pairs):
+                    t = pair_p[q]
+                    if wt[t] != 0.0:
+                        _stage_missing_row(pair_k[q], t, wt[t] * pair_r[q] / total[t], d, pattern, obs, mis, stage,
+                                           z)
+                _add_staged_moments(stage, rsum, (nk[b], s1[b], s2[b]))
+            C = pattern[4]
+            for k in range(K):
+                for a in range(nm):
+                    for c in range(a, nm):
+                        s2[b, k, mis[a], mis[c]] += rsum[k] * C[k, a, c]
+            r = segment_end
+            p += 1
+
+
+@_one_launch_at_a_time
+def missing_statistics(X, sample_weight, means, covariances, log_weights, rows, starts, observed, block_size):
+    """The one-pass statistics of the rows ``rows`` of X, which have missing entries (NaN), sorted by pattern (see
+    ``_missing_statistics``); the compiled ``fastgmm._missing.observed_statistics``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, D), float32 or float64
+    sample_weight : ndarray of shape (n,) or None
+    means : ndarray of shape (K, D)
+    covariances : ndarray of shape (K, D, D)
+        Dense, whatever the covariance type.
+    log_weights : ndarray of shape (K,)
+    rows : int64 ndarray
+        Row numbers of X grouped by missingness pattern.
+    starts : int64 ndarray of shape (P + 1,)
+        Where each pattern's rows start in ``rows``, and their end.
+    observed : bool ndarray of shape (P, D)
+        Each pattern's observed columns; at least one per pattern.
+    block_size : int
+        Rows (of ``rows``) per block; the blocks depend on these arguments only, so the result on the thread
+        count not at all.
+
+    Returns
+    -------
+    log_likelihood, total_weight : float
+    nk : (K,), s1 : (K, D), s2 : (K, D, D)
+        About ``means``; s2 symmetric.
+    """
+    n_components, n_features = means.shape
+    weighted = sample_weight is not None
+    w = np.ascontiguousarray(sample_weight, dtype=np.float64) if weighted else np.empty(0)
+    model = (np.ascontiguousarray(means, dtype=np.float64), np.ascontiguousarray(covariances, dtype=np.float64),
+             np.ascontiguousarray(log_weights, dtype=np.float64))
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    observed = np.ascontiguousarray(observed, dtype=np.bool_)
+
+    def fill(block_rows, ll_tw, nk, s1, s2):
+        # A round's patterns: ``starts`` moved to the round's first row (a pattern cut there is factored again).
+        local = np.clip(starts - block_rows.start, 0, block_rows.stop - block_rows.start)
+        work = (block_rows.stop - block_rows.start) * n_components * (n_features + 1) ** 2
+        _missing_statistics(work, X, w, weighted, model, (rows[block_rows], local, observed, block_size),
+                            (ll_tw, nk, s1, s2))
+
+    shapes = [(2,), (n_components,), (n_components, n_features), (n_components, n_features, n_features)]
+    ll_tw, nk, s1, s2 = reduce_in_rounds(fill, len(rows), block_size, shapes, get_num_threads())
+    ll, tw = ll_tw
+    return ll, tw, nk, s1, finish_s2(s2, "full")
+
+
 # Every compiled function of the module saves into the cache under the lock: callees too, whose cached code the
 # kernels that call them load at their own compilation.
 for _function in list(globals().values()) + list(_KERNELS.values()):
