@@ -122,6 +122,20 @@ def test_parquet_input(files):
     np.testing.assert_allclose(fastgmm.load(files / "pq.npz").means_, expected.means_, rtol=1e-12)
 
 
+def test_parquet_nulls_are_holes(files):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    X = IRIS[COLUMNS].to_numpy().copy()
+    X[::5, 0] = np.nan
+    X[2::5, 1] = np.nan
+    columns = [pa.array([None if np.isnan(v) else v for v in X[:, i]], type=pa.float64()) for i in range(2)]
+    pq.write_table(pa.table(columns, names=["a", "b"]), files / "holes.parquet")
+    run("fit", "holes.parquet", "-k", 3, "--missing", "marginalize", "-o", "pq_holes.npz", "-q", cwd=files)
+    expected = GaussianMixture(3, random_state=0, missing_values="marginalize").fit(X)
+    np.testing.assert_allclose(fastgmm.load(files / "pq_holes.npz").means_, expected.means_, rtol=1e-10)
+
+
 def test_select_prints_the_table_saves_the_best_and_draws_it(files):
     pytest.importorskip("matplotlib")
     out = run("select", "iris.csv", "--columns", "0,1,2,3", "-k", "1-4", "-o", "best.npz", "--plot", "bic.png",

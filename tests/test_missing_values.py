@@ -133,8 +133,9 @@ def test_errors():
     infinite[0, 0] = np.inf
     with pytest.raises(ValueError, match="infinity"):
         GaussianMixture(3, missing_values="marginalize").fit(infinite)
-    with pytest.raises(ValueError, match="in-memory array or a numpy.memmap"):
-        GaussianMixture(3, missing_values="marginalize").fit(fastgmm.Chunks([X[:150], X[150:]]))
+    chunks = fastgmm.Chunks([X[:150], empty[:150]])
+    with pytest.raises(ValueError, match="no observed value.*first chunk 1 row 5"):
+        GaussianMixture(3, missing_values="marginalize").fit(chunks)
     model = GaussianMixture(3, missing_values="marginalize", random_state=0).fit(X)
     before = model.means_.copy()
     with pytest.raises(ValueError, match="no observed value"):
@@ -212,3 +213,30 @@ def test_a_memmap_in_pieces_fits_as_the_array(tmp_path, monkeypatch):
     np.testing.assert_allclose(mapped.means_, in_memory.means_, rtol=1e-10)
     np.testing.assert_allclose(mapped.lower_bounds_, in_memory.lower_bounds_, rtol=1e-12)
     np.testing.assert_allclose(mapped.score_samples(X), in_memory.score_samples(X), rtol=1e-12)
+
+
+def test_float32_holes_fit_as_the_float64_values(backend):
+    X, _, _ = mixture(2000, seed=13)
+    settings = dict(random_state=0, missing_values="marginalize", backend=backend)
+    single = GaussianMixture(3, **settings).fit(X.astype(np.float32))
+    double = GaussianMixture(3, **settings).fit(X.astype(np.float32).astype(np.float64))
+    assert single.means_.dtype == np.float32 and single.predict_proba(X.astype(np.float32)).dtype == np.float32
+    np.testing.assert_allclose(single.means_, double.means_, rtol=1e-6)
+    assert single.lower_bound_ == pytest.approx(double.lower_bound_, rel=1e-10)
+    assert single.impute(X.astype(np.float32)).dtype == np.float32
+
+
+def test_chunks_fit_as_the_array(tmp_path):
+    """Chunks read again at every pass, each marginalised on its own: the same EM as the whole array; predictions
+    chunk by chunk."""
+    X, _, _ = mixture(3000, seed=14)
+    w = np.random.default_rng(15).uniform(0.5, 2.0, len(X))
+    settings = dict(random_state=0, missing_values="marginalize", max_iter=5, tol=0, init_sample_size=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        whole = GaussianMixture(3, **settings).fit(X, sample_weight=w)
+        chunked = GaussianMixture(3, **settings).fit(fastgmm.Chunks([(X[:1000], w[:1000]), (X[1000:], w[1000:])]))
+    np.testing.assert_allclose(chunked.means_, whole.means_, rtol=1e-10)
+    np.testing.assert_allclose(chunked.lower_bounds_, whole.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(chunked.score_samples(fastgmm.Chunks([X[:500], X[500:]])), whole.score_samples(X),
+                               rtol=1e-12)

@@ -74,8 +74,8 @@ class Source(Protocol):
 
 
 def _no_missing_values(kind):
-    raise ValueError(f"missing_values='marginalize' takes an in-memory array or a numpy.memmap, not {kind} (not "
-                     "supported yet)")
+    raise ValueError(f"missing_values='marginalize' takes an in-memory array, a numpy.memmap or Chunks, not {kind} "
+                     "(not supported yet)")
 
 
 def fit_source(X, sample_weight=None, *, validate, n_jobs=None, missing_values=False):
@@ -97,12 +97,12 @@ def fit_source(X, sample_weight=None, *, validate, n_jobs=None, missing_values=F
     -------
     Source
     """
-    if missing_values and (isinstance(X, Chunks) or is_dask_collection(X)):
-        _no_missing_values(type(X).__name__)
+    if missing_values and is_dask_collection(X):
+        _no_missing_values("a dask array")
     if isinstance(X, Chunks):
         if sample_weight is not None:
             raise ValueError("with Chunks, give the sample weights inside the chunks as (X_chunk, weight_chunk) pairs")
-        return ChunkSource(X)
+        return ChunkSource(X, missing_values=missing_values)
     if is_dask_collection(X):
         from .dask_arrays import DaskSource
 
@@ -133,10 +133,10 @@ def prediction_source(X, *, validate, check_width, n_jobs=None, missing_values=F
     -------
     Source
     """
-    if missing_values and (isinstance(X, Chunks) or is_dask_collection(X)):
-        _no_missing_values(type(X).__name__)
+    if missing_values and is_dask_collection(X):
+        _no_missing_values("a dask array")
     if isinstance(X, Chunks):
-        return ChunkSource(X, validate=validate)
+        return ChunkSource(X, validate=validate, missing_values=missing_values)
     if is_dask_collection(X):
         from .dask_arrays import DaskSource
 

@@ -82,7 +82,11 @@ class ArraySource(RowsOfX):
 
     def worst_explained(self, backend, params, count):
         """The ``count`` rows worst explained by ``params`` (see ``fastgmm.sources.blocks.worst_rows``)."""
-        return seeds_from(worst_rows(backend, params, self.X, self.sample_weight, count), count)
+        return seeds_from(self.worst(backend, params, count), count)
+
+    def worst(self, backend, params, count, offset=0):
+        """``fastgmm.sources.blocks.worst_rows`` of these rows, row numbers plus ``offset``."""
+        return worst_rows(backend, params, self.X, self.sample_weight, count, offset)
 
     def map_log_prob(self, backend, params, function, columns=None, dtype=None):
         """``function`` of every row block's weighted log-probabilities, as one array (see

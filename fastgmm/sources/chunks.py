@@ -6,7 +6,9 @@ import numpy as np
 from sklearn.utils import check_array
 
 from .._validation import check_chunk_weight
-from .blocks import add_in_order, array_statistics, map_log_prob, merge_worst, seeds_from, weighted_mean, worst_rows
+from .arrays import ArraySource
+from .blocks import add_in_order, merge_worst, seeds_from, weighted_mean
+from .with_missing import check_observed, missing_values_source
 
 
 class Chunks:
@@ -76,14 +78,18 @@ class ChunkSource:
         weights), and every later pass checked to yield the same shapes. For data to predict, a model's own
         ``validate(X_chunk) -> X_chunk`` (its width, finite values), applied to each chunk as it is read; the
         weights of the chunks are then ignored.
+    missing_values : bool, default=False
+        Whether NaN entries are missing values, marginalised chunk by chunk
+        (``fastgmm.sources.with_missing``).
     """
 
     out_of_core = True
     feature_names = None
 
-    def __init__(self, chunks, validate=None):
+    def __init__(self, chunks, validate=None, missing_values=False):
         self.chunks = chunks
         self._validate = validate
+        self.missing_values = missing_values
         self.lengths = None
         self.n_features = None
         self.weighted = None
@@ -96,7 +102,10 @@ class ChunkSource:
         dtypes = []
         total_weight = 0.0
         for index, (X, weight) in enumerate(self.chunks):
-            X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0, input_name=f"X (chunk {index})")
+            X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0, input_name=f"X (chunk {index})",
+                            ensure_all_finite="allow-nan" if self.missing_values else True)
+            if self.missing_values:
+                check_observed(X, f"chunk {index} ")
             if self.n_features is None:
                 self.n_features = X.shape[1]
             elif X.shape[1] != self.n_features:
@@ -146,9 +155,15 @@ class ChunkSource:
         if count != len(self.lengths):
             raise ValueError(f"the chunks changed between passes: {count} chunks, then {len(self.lengths)}")
 
+    def _sources(self):
+        """The chunks of one pass as sources of their own (marginalising missing values where allowed)."""
+        for X, weight in self._pieces():
+            source = ArraySource(X, weight, out_of_core=True)
+            yield missing_values_source(source) if self.missing_values else source
+
     def statistics(self, backend, params):
         """One pass over every chunk: the sum of their statistics, in chunk order."""
-        return add_in_order(*(array_statistics(backend, params, X, weight) for X, weight in self._pieces()))
+        return add_in_order(*(source.statistics(backend, params) for source in self._sources()))
 
     def em_iterations(self, backend, params, **settings):
         """None: each iteration is a pass over the chunks, through Python."""
@@ -158,9 +173,9 @@ class ChunkSource:
         """The ``count`` rows worst explained by ``params`` (see ``fastgmm.sources.blocks.worst_rows``), over all
         chunks."""
         found, offset = [], 0
-        for X, weight in self._pieces():
-            found.append(worst_rows(backend, params, X, weight, count, offset))
-            offset += X.shape[0]
+        for source in self._sources():
+            found.append(source.worst(backend, params, count, offset))
+            offset += source.n_samples
         return seeds_from(merge_worst(found, count), count)
 
     def rows(self, indices):
@@ -180,8 +195,7 @@ class ChunkSource:
     def map_log_prob(self, backend, params, function, columns=None, dtype=None):
         """``function`` of every row block's weighted log-probabilities, chunk after chunk, concatenated (see
         ``fastgmm.sources.blocks.map_log_prob``; ``dtype`` None for each chunk's own)."""
-        parts = [map_log_prob(backend, params, X, function, columns, X.dtype if dtype is None else dtype)
-                 for X, _ in self._pieces()]
+        parts = [source.map_log_prob(backend, params, function, columns, dtype) for source in self._sources()]
         if not parts:
             raise ValueError("the chunks hold no rows")
         return np.concatenate(parts)

@@ -27,15 +27,25 @@ def missing_values_source(source):
     X = source.X
     if isinstance(X, np.ndarray) and all_finite(X):  # one fast pass, as validation's, for data without holes
         return source
-    pieces = [np.isnan(X[start:start + _PIECE_ROWS]) for start in range(0, X.shape[0], _PIECE_ROWS)]
-    if not any(piece.any() for piece in pieces):
+    if not check_observed(X):
         return source
-    for start, piece in zip(range(0, X.shape[0], _PIECE_ROWS), pieces):
-        empty = np.flatnonzero(piece.all(axis=1))
-        if len(empty):
-            raise ValueError(f"X has rows with no observed value (every entry NaN), the first row {start + empty[0]}: "
-                             "they have no likelihood under missing_values='marginalize'; drop them")
     return MissingValuesSource(source.X, source.sample_weight, source.out_of_core, source.feature_names)
+
+
+def check_observed(X, where=""):
+    """Whether X has NaN entries; ValueError for a row with nothing observed. ``where`` prefixes the row number
+    ("chunk 3 ", say)."""
+    any_missing = False
+    for start in range(0, X.shape[0], _PIECE_ROWS):
+        missing = np.isnan(X[start:start + _PIECE_ROWS])
+        if missing.any():
+            any_missing = True
+            empty = np.flatnonzero(missing.all(axis=1))
+            if len(empty):
+                raise ValueError(f"X has rows with no observed value (every entry NaN), the first {where}row "
+                                 f"{start + empty[0]}: they have no likelihood under missing_values='marginalize'; "
+                                 "drop them")
+    return any_missing
 
 
 class MissingValuesSource(ArraySource):
@@ -141,14 +151,16 @@ class MissingValuesSource(ArraySource):
         return log_prob
 
     def map_log_prob(self, backend, params, function, columns=None, dtype=None):
+        dtype = self.dtype if dtype is None else dtype
         out = np.empty((self.n_samples,) if columns is None else (self.n_samples, columns), dtype=dtype)
         for rows, X, holes, _, _ in self._pieces():
             out[rows] = function(self._log_prob(backend, params, X, holes))
         return out
 
-    def worst_explained(self, backend, params, count):
-        """The ``count`` rows worst explained (by the likelihood of their observed entries), their holes filled
-        with their conditional expectation under ``params``: a component re-seeded there gets a finite mean."""
+    def worst(self, backend, params, count, offset=0):
+        """The ``count`` rows worst explained (by the likelihood of their observed entries), as
+        ``fastgmm.sources.blocks.worst_rows`` gives them, their holes filled with their conditional expectation
+        under ``params``: a component re-seeded there gets a finite mean."""
         found = []
         for rows, X, holes, weight, _ in self._pieces():
             scores = logsumexp(self._log_prob(backend, params, X, holes), axis=1)
@@ -156,9 +168,9 @@ class MissingValuesSource(ArraySource):
                 scores[~(weight > 0)] = np.inf
             keep = np.argsort(scores, kind="stable")[:count]
             keep = keep[scores[keep] < np.inf]
-            found.append((scores[keep], keep + rows.start, _missing.conditional_expectation(X[keep], params)))
-        rows = merge_worst(found, count)[2]
-        return rows[np.arange(count) % len(rows)]
+            found.append((scores[keep], keep + rows.start + offset,
+                          _missing.conditional_expectation(X[keep], params)))
+        return merge_worst(found, count)
 
     def for_initialisation(self, n_components):
         """``complete_rows`` of this source, made once."""
