@@ -118,8 +118,8 @@ class GaussianMixture(BaseMixture):
         observed ones. :meth:`predict`, :meth:`predict_proba`, :meth:`score_samples`, :meth:`score`, :meth:`bic`
         and :meth:`aic` then take rows with NaN (the marginal density of the observed entries), and
         :meth:`impute` fills the holes. The initialisation reads the complete rows. A row with no observed entry
-        is an error. For in-memory arrays, memmaps and :class:`fastgmm.Chunks` (not dask arrays yet); data without
-        NaN are fitted as with 'error', as fast.
+        is an error. For every input (in-memory arrays, memmaps, :class:`fastgmm.Chunks`, dask arrays); data
+        without NaN are fitted as with 'error', as fast.
 
     Attributes
     ----------

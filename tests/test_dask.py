@@ -150,3 +150,23 @@ def test_dask_fit_survives_a_killed_worker(client):
     assert not errors, errors
     assert victim not in client.run(os.getpid).values()
     assert_same_model(result["model"], expected, rtol=0)
+
+
+def test_dask_fit_with_missing_values_equals_in_memory_fit(client):
+    X = make_blobs(6000, 4, offset=1e3)
+    rng = np.random.default_rng(4)
+    holes = rng.random(X.shape) < 0.2
+    holes[holes.all(axis=1), 0] = False
+    X[holes] = np.nan
+    w = rng.uniform(0.5, 2.0, len(X))
+    dX = client.persist(da.from_array(X, chunks=(1000, 4)))
+    dask_fit = fit(dX, da.from_array(w, chunks=1000), missing_values="marginalize")
+    memory_fit = fit(X, w, missing_values="marginalize")
+    assert_same_model(dask_fit, memory_fit)
+    np.testing.assert_allclose(dask_fit.score_samples(dX).compute(), memory_fit.score_samples(X), rtol=1e-10)
+    empty = X.copy()
+    empty[7] = np.nan
+    with pytest.raises(ValueError, match="no observed value"):
+        fit(da.from_array(empty, chunks=(1000, 4)), missing_values="marginalize")
+    with pytest.raises(ValueError, match="NaN"):
+        fit(dX)

@@ -73,11 +73,6 @@ class Source(Protocol):
         """The (weighted) mean of ``values``, a per-row result of ``map_log_prob``, as a float."""
 
 
-def _no_missing_values(kind):
-    raise ValueError(f"missing_values='marginalize' takes an in-memory array, a numpy.memmap or Chunks, not {kind} "
-                     "(not supported yet)")
-
-
 def fit_source(X, sample_weight=None, *, validate, n_jobs=None, missing_values=False):
     """The data source for fit's input.
 
@@ -97,8 +92,6 @@ def fit_source(X, sample_weight=None, *, validate, n_jobs=None, missing_values=F
     -------
     Source
     """
-    if missing_values and is_dask_collection(X):
-        _no_missing_values("a dask array")
     if isinstance(X, Chunks):
         if sample_weight is not None:
             raise ValueError("with Chunks, give the sample weights inside the chunks as (X_chunk, weight_chunk) pairs")
@@ -106,7 +99,7 @@ def fit_source(X, sample_weight=None, *, validate, n_jobs=None, missing_values=F
     if is_dask_collection(X):
         from .dask_arrays import DaskSource
 
-        return DaskSource(X, sample_weight, n_jobs)
+        return DaskSource(X, sample_weight, n_jobs, missing_values=missing_values)
     out_of_core = isinstance(X, np.memmap)
     # A plain ndarray has no column names; scikit-learn's probe for dataframes costs 10-40 us, a tenth of a
     # partial_fit step.
@@ -133,14 +126,12 @@ def prediction_source(X, *, validate, check_width, n_jobs=None, missing_values=F
     -------
     Source
     """
-    if missing_values and is_dask_collection(X):
-        _no_missing_values("a dask array")
     if isinstance(X, Chunks):
         return ChunkSource(X, validate=validate, missing_values=missing_values)
     if is_dask_collection(X):
         from .dask_arrays import DaskSource
 
-        return DaskSource(X, n_jobs=n_jobs, check_width=check_width)
+        return DaskSource(X, n_jobs=n_jobs, check_width=check_width, missing_values=missing_values)
     source = ArraySource(validate(X))
     return missing_values_source(source) if missing_values else source
 

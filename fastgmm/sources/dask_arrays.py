@@ -16,8 +16,9 @@ import numpy as np
 from sklearn.utils import check_array
 
 from .._backends import get_backend
-from .arrays import RowsOfX
-from .blocks import add_in_order, array_statistics, map_log_prob, merge_worst, seeds_from, worst_rows
+from .arrays import ArraySource, RowsOfX
+from .blocks import add_in_order, merge_worst, seeds_from
+from .with_missing import missing_values_source
 
 # Partial statistics summed per reduction task: a tree of depth log_8(blocks), a few KB per edge.
 _FAN_IN = 8
@@ -47,29 +48,37 @@ def task_threads(backend, n_jobs):
         yield
 
 
-def _block_statistics(X, sample_weight, backend_name, n_jobs, params):
+def _block_source(X, sample_weight, missing_values):
+    """One block as a source of its own, marginalising its missing values where they are allowed."""
+    source = ArraySource(np.asarray(X), sample_weight, out_of_core=True)
+    return missing_values_source(source) if missing_values else source
+
+
+def _block_statistics(X, sample_weight, backend_name, n_jobs, params, missing_values=False):
     """The statistics of one block, on the worker that holds it; None for an empty block."""
     if X.shape[0] == 0:
         return None
     backend = get_backend(backend_name)
     with task_threads(backend, n_jobs):
-        return array_statistics(backend, params, X, sample_weight)
+        return _block_source(X, sample_weight, missing_values).statistics(backend, params)
 
 
-def _block_worst(X, sample_weight, backend_name, n_jobs, params, count, offset):
+def _block_worst(X, sample_weight, backend_name, n_jobs, params, count, offset, missing_values=False):
     """``worst_rows`` of one block, on the worker that holds it."""
     backend = get_backend(backend_name)
     with task_threads(backend, n_jobs):
-        return worst_rows(backend, params, X, sample_weight, count, offset)
+        return _block_source(X, sample_weight, missing_values).worst(backend, params, count, offset)
 
 
-def _block_map(X, backend_name, n_jobs, params, function, columns, dtype):
+def _block_map(X, backend_name, n_jobs, params, function, columns, dtype, missing_values=False):
     """``map_log_prob`` of one block of data to predict, on the worker that holds it; the block's values are
-    checked there (finite), as a prediction on an in-memory array checks them."""
-    X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0)
+    checked there (finite, or NaN where missing values are allowed), as a prediction on an in-memory array checks
+    them."""
+    X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0,
+                    ensure_all_finite="allow-nan" if missing_values else True)
     backend = get_backend(backend_name)
     with task_threads(backend, n_jobs):
-        return map_log_prob(backend, params, X, function, columns, X.dtype if dtype is None else dtype)
+        return _block_source(X, None, missing_values).map_log_prob(backend, params, function, columns, dtype)
 
 
 def _float_dtype(X, name):
@@ -114,9 +123,10 @@ class DaskSource(RowsOfX):
     out_of_core = True
     feature_names = None
 
-    def __init__(self, X, sample_weight=None, n_jobs=None, check_width=None):
+    def __init__(self, X, sample_weight=None, n_jobs=None, check_width=None, missing_values=False):
         X = _as_row_blocks(X)
         self.n_jobs = n_jobs
+        self.missing_values = missing_values
         if check_width is not None:
             check_width(X.shape[1])
             self.X, self.sample_weight = X, None
@@ -133,20 +143,24 @@ class DaskSource(RowsOfX):
             if weight.shape != (X.shape[0],):
                 raise ValueError(f"sample_weight.shape == {weight.shape}, expected ({X.shape[0]},)!")
             weight = _float_dtype(weight, "sample_weight").astype(np.float64).rechunk((X.chunks[0],))
-        self._check_values(X, weight)
+        self._check_values(X, weight, missing_values)
         self.X, self.sample_weight = X, weight
         self._x_blocks = X.to_delayed().ravel()
         self._w_blocks = [None] * len(self._x_blocks) if weight is None else weight.to_delayed().ravel()
 
     @staticmethod
-    def _check_values(X, weight):
-        """One validating pass (X finite; weights finite, non-negative, not all zero) computed on the cluster."""
-        checks = [da.isfinite(X).all()]
+    def _check_values(X, weight, missing_values=False):
+        """One validating pass (X finite, or without infinities and with something observed in every row where
+        missing values are allowed; weights finite, non-negative, not all zero) computed on the cluster."""
+        checks = [da.isfinite(X).all()] if not missing_values else [~da.isinf(X).any(), ~da.isnan(X).all(axis=1).any()]
         if weight is not None:
             checks += [da.isfinite(weight).all(), (weight >= 0).all(), (weight > 0).any()]
-        results = dask.compute(*checks)
+        results = list(dask.compute(*checks))
         if not results[0]:
-            raise ValueError("Input X contains NaN or infinity.")
+            raise ValueError("Input X contains infinity." if missing_values else "Input X contains NaN or infinity.")
+        if missing_values and not results.pop(1):
+            raise ValueError("X has rows with no observed value (every entry NaN): they have no likelihood under "
+                             "missing_values='marginalize'; drop them")
         if weight is not None:
             if not results[1]:
                 raise ValueError("Input sample_weight contains NaN or infinity.")
@@ -160,7 +174,8 @@ class DaskSource(RowsOfX):
         # One key for the parameters: each worker fetches them once, however many blocks it holds.
         shared = dask.delayed(params, traverse=False)
         task = dask.delayed(_block_statistics, pure=True)
-        parts = [task(X, w, backend.NAME, self.n_jobs, shared) for X, w in zip(self._x_blocks, self._w_blocks)]
+        parts = [task(X, w, backend.NAME, self.n_jobs, shared, self.missing_values)
+                 for X, w in zip(self._x_blocks, self._w_blocks)]
         while len(parts) > 1:
             parts = [
                 dask.delayed(add_in_order, pure=True)(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)
@@ -180,7 +195,7 @@ class DaskSource(RowsOfX):
         offsets = np.cumsum((0,) + self.X.chunks[0][:-1])
         found = dask.compute(
             *(
-                task(X, w, backend.NAME, self.n_jobs, shared, count, int(offset))
+                task(X, w, backend.NAME, self.n_jobs, shared, count, int(offset), self.missing_values)
                 for X, w, offset in zip(self._x_blocks, self._w_blocks, offsets)
             )
         )
@@ -199,7 +214,7 @@ class DaskSource(RowsOfX):
         ``fastgmm.sources.blocks.map_log_prob``), as a lazy dask array with X's row blocks, computed where each
         block lives; ``dtype`` None for X's."""
         out_dtype = self.dtype if dtype is None else np.dtype(dtype)
-        args = (backend.NAME, self.n_jobs, params, function, columns, dtype)
+        args = (backend.NAME, self.n_jobs, params, function, columns, dtype, self.missing_values)
         if columns is None:
             return self.X.map_blocks(_block_map, *args, drop_axis=1, dtype=out_dtype)
         return self.X.map_blocks(_block_map, *args, chunks=(self.X.chunks[0], (columns,)), dtype=out_dtype)
