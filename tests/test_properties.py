@@ -94,6 +94,28 @@ def test_em_invariants(mixture):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5 if X.dtype == np.float32 else 1e-12)
 
 
+@settings(max_examples=60)
+@given(mixtures(), st.floats(0.05, 0.5), st.integers(0, 2**31 - 1))
+def test_missing_values_em_never_lowers_the_observed_likelihood(mixture, fraction, seed):
+    """EM with NaN entries marginalised is EM on the observed data: with reg_covar=0 (an exact M-step) its
+    observed-data log-likelihood never decreases, whatever the shape, scale, offset, weights and dtype."""
+    X, weight, K, covariance_type, scale = mixture
+    if X.shape[1] < 2:
+        reject()  # a hole in a single-feature row leaves nothing observed
+    rng = np.random.default_rng(seed)
+    X = X.copy()
+    holes = rng.random(X.shape) < fraction
+    holes[holes.all(axis=1), 0] = False
+    X[holes] = np.nan
+    model = fit(X, weight, n_components=K, covariance_type=covariance_type, reg_covar=0, tol=0, max_iter=10,
+                random_state=0, missing_values="marginalize")
+    bounds = np.array(model.lower_bounds_)
+    assert np.all(np.isfinite(bounds))
+    slack = 1e-9 * (1.0 + np.abs(bounds[:-1]))
+    assert np.all(np.diff(bounds) >= -slack), np.diff(bounds).min()
+    assert np.all(np.isfinite(model.means_)) and np.all(np.isfinite(model.impute(X)))
+
+
 @given(mixtures(), st.integers(0, 2**31 - 1))
 def test_row_order_changes_nothing_beyond_rounding(mixture, seed):
     X, weight, K, covariance_type, scale = mixture
