@@ -1,5 +1,8 @@
-"""An in-memory or memory-mapped array with missing entries (NaN), for ``missing_values='marginalize'``: complete
-rows go to the backend's kernels as ever, rows with holes to ``fastgmm._missing``, a piece of rows at a time."""
+"""An array with missing entries (NaN), for ``missing_values='marginalize'``: in memory, memory-mapped, or one chunk
+or dask block of a larger source. Complete rows go to the backend's kernels as ever, a piece of rows at a time;
+rows with holes to the backend's ``missing_statistics`` (grouped by pattern over the whole array when it is in
+memory, per piece otherwise) or to the NumPy reference, ``fastgmm._missing``. The initialisation reads the
+complete rows (``complete_rows``)."""
 
 import functools
 
