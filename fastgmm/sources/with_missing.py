@@ -24,6 +24,13 @@ def _rows_of(X, indices):
     return X.take(indices, axis=0)
 
 
+def _groups_of(X, holes):
+    """The rows of X with holes by pattern (``fastgmm._missing.group_patterns``), as row numbers of X."""
+    with_holes = np.flatnonzero(holes)
+    order, starts, observed = _missing.group_patterns(np.isnan(X[with_holes]))
+    return with_holes[order], starts, observed
+
+
 def missing_values_source(source):
     """``source`` itself when its rows have no NaN (the fit then costs what it costs without holes), else a
     ``MissingValuesSource``; ValueError for a row with nothing observed."""
@@ -57,10 +64,9 @@ class MissingValuesSource(ArraySource):
     (``complete_rows``)."""
 
     def _pieces(self):
-        """Yield ``(rows, X, holes, weight, groups)`` per piece: its slice, rows, which rows have holes, weights,
-        and ``groups()``, the piece's rows with holes by pattern (``fastgmm._missing.group_patterns``, row numbers
-        of the piece), computed once for an in-memory array and kept (8 bytes per row with holes)."""
-        cache = self.__dict__.setdefault("_groups", {})
+        """Yield ``(rows, X, holes, weight, groups)`` per piece: its slice, rows, which rows have holes (kept for an
+        in-memory array), weights, and ``groups()``, the piece's rows with holes by pattern
+        (``fastgmm._missing.group_patterns``, row numbers of the piece)."""
         holes_of = self.__dict__.setdefault("_holes", {})
         for start in range(0, self.n_samples, _PIECE_ROWS):
             rows = slice(start, min(start + _PIECE_ROWS, self.n_samples))
@@ -71,17 +77,7 @@ class MissingValuesSource(ArraySource):
                 if not self.out_of_core:  # a byte per row, kept: finding the holes reads every entry
                     holes_of[start] = holes
             weight = None if self.sample_weight is None else self.sample_weight[rows]
-            yield rows, X, holes, weight, functools.partial(self._groups_of, cache, start, X, holes)
-
-    def _groups_of(self, cache, start, X, holes):
-        if start in cache:
-            return cache[start]
-        with_holes = np.flatnonzero(holes)
-        order, starts, observed = _missing.group_patterns(np.isnan(X[with_holes]))
-        groups = (with_holes[order], starts, observed)
-        if not self.out_of_core:
-            cache[start] = groups
-        return groups
+            yield rows, X, holes, weight, functools.partial(_groups_of, X, holes)
 
     def statistics(self, backend, params):
         compiled = getattr(backend, "missing_statistics", None)
@@ -100,6 +96,7 @@ class MissingValuesSource(ArraySource):
                            np.log(params.weights), *self._all_groups(), statistics_block_size(self._holes_count()))
             if run is not None:
                 return add_in_order(*parts, _missing.in_layout(*run, params.means, params.covariance_type))
+            compiled = None  # declined (not compiled yet): it would decline each piece too
         for X, holes, weight, groups in holes_left:
             parts.append(self._hole_statistics(compiled, params, X, holes, weight, groups))
         return add_in_order(*parts)
