@@ -24,6 +24,8 @@ cdef extern from "_tile_math.h" nogil:
         const double* xt, int n, int cov, const double* means, const double* U, const double* log_const, int K, int D,
         double* a)
     void fastgmm_exp_nonpositive(const double* x, double* out, int n)
+    void fastgmm_gram_upper(const double* d, const double* rd, int m, int D, double* gram)
+    void fastgmm_add_mahalanobis(const double* diff, int n, const double* U, int D, double* ak)
 
 cdef extern from *:
     """
@@ -203,50 +205,30 @@ cdef Tile _tile_buffers(int K, int D, int stages) noexcept nogil:
 
 
 cdef Tile _log_prob_buffers(int K, int D) noexcept nogil:
-    """The buffers ``_log_prob_tile`` uses (xt zeroed), each NULL when its allocation fails; by value, as
-    ``_tile_buffers``."""
+    """The buffers ``_log_prob_tile`` uses (zeroed: the C tiles read columns past n, see there), each NULL when its
+    allocation fails; by value, as ``_tile_buffers``."""
     cdef Tile tile
     tile.xt = <double*> calloc(D * TILE, sizeof(double))
-    tile.diff = <double*> malloc(sizeof(double) * D * TILE)
+    tile.diff = <double*> calloc(D * TILE, sizeof(double))
     tile.y = <double*> malloc(sizeof(double) * TILE)
-    tile.a = <double*> malloc(sizeof(double) * K * TILE)
+    tile.a = <double*> calloc(K * TILE, sizeof(double))
     return tile
-
-
-cdef inline void _axpy4(rdouble y, crdouble d, double u0, double u1, double u2, double u3, int n) noexcept nogil:
-    """y += u0 d[0] + u1 d[TILE] + u2 d[2 TILE] + u3 d[3 TILE] over the first n points."""
-    cdef int p
-    # One pointer per row: with the offsets inside the index, GCC vectorised this loop with per-lane index
-    # arithmetic and scalar loads (seen in perf), not contiguous loads.
-    cdef crdouble d0 = d
-    cdef crdouble d1 = d + TILE
-    cdef crdouble d2 = d + 2 * TILE
-    cdef crdouble d3 = d + 3 * TILE
-    for p in range(n):
-        y[p] += u0 * d0[p] + u1 * d1[p] + u2 * d2[p] + u3 * d3[p]
-
-
-cdef inline void _axpy1(rdouble y, crdouble d, double u, int n) noexcept nogil:
-    cdef int p
-    for p in range(n):
-        y[p] += u * d[p]
 
 
 cdef void _log_prob_tile(const Model* model, Tile* tile, int n) noexcept nogil:
     """a[k, p] = log_const_k - |U_k^T (x_p - mu_k)|^2 / 2; U laid out as full (K, D, D), tied (1, D, D),
-    diag (K, D), spherical (K,). Small D goes to the compiled-for-D tile of ``_tile_math.h``, which reads up to
-    three columns of ``xt`` past n (so ``xt`` is allocated zeroed)."""
+    diag (K, D), spherical (K,). Small D goes to the compiled-for-D tile of ``_tile_math.h``, larger D's triangular
+    product to its ``fastgmm_add_mahalanobis``; both read a few columns of ``xt`` or ``diff`` past n (so the tile's
+    buffers are allocated zeroed) and write scratch into ``a`` there."""
     cdef int cov = model.cov, K = model.K, D = model.D
     cdef crdouble means = model.means
     cdef crdouble U = model.U
     cdef crdouble log_const = model.log_const
     cdef crdouble xt = tile.xt
     cdef rdouble diff = tile.diff
-    cdef rdouble y = tile.y
     cdef rdouble a = tile.a
-    cdef int k, i, j, p
+    cdef int k, i, p
     cdef double m, u, t, c
-    cdef const double* Uk
     cdef rdouble ak
     cdef rdouble dk
     cdef crdouble xi
@@ -264,21 +246,7 @@ cdef void _log_prob_tile(const Model* model, Tile* tile, int n) noexcept nogil:
         for p in range(n):
             ak[p] = 0.0
         if cov == FULL or cov == TIED:
-            Uk = U + (0 if cov == TIED else k * D * D)
-            for j in range(D):
-                for p in range(n):
-                    y[p] = 0.0
-                # Four rows of diff per sweep: 1.5 memory operations per FMA instead of 3.
-                i = 0
-                while i + 4 <= j + 1:
-                    _axpy4(y, diff + i * TILE, Uk[i * D + j], Uk[(i + 1) * D + j], Uk[(i + 2) * D + j],
-                           Uk[(i + 3) * D + j], n)
-                    i = i + 4
-                while i <= j:
-                    _axpy1(y, diff + i * TILE, Uk[i * D + j], n)
-                    i = i + 1
-                for p in range(n):
-                    ak[p] += y[p] * y[p]
+            fastgmm_add_mahalanobis(diff, n, U + (0 if cov == TIED else k * D * D), D, ak)
         else:
             for i in range(D):
                 u = U[k * D + i] if cov == DIAG else U[k]
@@ -431,56 +399,6 @@ def gram_rows(int n_features):
     return _gram_rows(n_features)
 
 
-cdef void _gram_upper(crdouble d, crdouble rd, int m, int D, double* gram) noexcept nogil:
-    """gram[i, j] = sum_q rd[i, q] d[j, q] over blocks of 2 x 4 entries covering the upper triangle, eight
-    independent sums per sweep, as ``numba_._gram_upper``; d and rd (gram_rows(D), TILE), zero after row D."""
-    cdef int i, j, q, rows = _gram_rows(D)
-    cdef double t00, t01, t02, t03, t10, t11, t12, t13, a0, a1, b0, b1, b2, b3
-    cdef crdouble r0
-    cdef crdouble r1
-    cdef crdouble c0
-    cdef crdouble c1
-    cdef crdouble c2
-    cdef crdouble c3
-    i = 0
-    while i < D:
-        # One pointer per row: see _axpy4.
-        r0 = rd + i * TILE
-        r1 = r0 + TILE
-        j = i - i % 4
-        while j < D:
-            c0 = d + j * TILE
-            c1 = c0 + TILE
-            c2 = c1 + TILE
-            c3 = c2 + TILE
-            t00 = t01 = t02 = t03 = t10 = t11 = t12 = t13 = 0.0
-            for q in range(m):
-                a0 = r0[q]
-                a1 = r1[q]
-                b0 = c0[q]
-                b1 = c1[q]
-                b2 = c2[q]
-                b3 = c3[q]
-                t00 += a0 * b0
-                t01 += a0 * b1
-                t02 += a0 * b2
-                t03 += a0 * b3
-                t10 += a1 * b0
-                t11 += a1 * b1
-                t12 += a1 * b2
-                t13 += a1 * b3
-            gram[i * rows + j] = t00
-            gram[i * rows + j + 1] = t01
-            gram[i * rows + j + 2] = t02
-            gram[i * rows + j + 3] = t03
-            gram[(i + 1) * rows + j] = t10
-            gram[(i + 1) * rows + j + 1] = t11
-            gram[(i + 1) * rows + j + 2] = t12
-            gram[(i + 1) * rows + j + 3] = t13
-            j = j + 4
-        i = i + 2
-
-
 cdef inline void _add_upper(const double* gram, int D, double* s2k) noexcept nogil:
     cdef int i, j, rows = _gram_rows(D)
     for i in range(D):
@@ -512,7 +430,7 @@ cdef void _moments_dense(
             ri[q] = u
             s += u
         s1[k * D + i] += s
-    _gram_upper(d, rd, m, D, gram)
+    fastgmm_gram_upper(d, rd, m, D, gram)
     _add_upper(gram, D, s2 + (0 if cov == TIED else k * D * D))
 
 
@@ -727,7 +645,7 @@ cdef void _moments_tile(const Model* model, Tile* tile, int n, Partials out) noe
             for p in range(n):
                 t += rw[p]
             nk[k] += t
-            # Centre, weight and sum each feature in one sweep; then S2 by _gram_upper.
+            # Centre, weight and sum each feature in one sweep; then S2 by fastgmm_gram_upper.
             for i in range(D):
                 mu = means[k * D + i]
                 xi = xt + i * TILE
@@ -741,7 +659,7 @@ cdef void _moments_tile(const Model* model, Tile* tile, int n, Partials out) noe
                     ri[p] = u
                     t += u
                 s1[k * D + i] += t
-            _gram_upper(diff, rd, n, D, gram)
+            fastgmm_gram_upper(diff, rd, n, D, gram)
             _add_upper(gram, D, s2 + (0 if cov == TIED else k * D * D))
         else:
             _moments_diagonal(xt, n, rw, means + k * D, D, nk + k, s1 + k * D, s2 + k * D)
