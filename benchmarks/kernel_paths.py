@@ -12,13 +12,15 @@ part of an EM iteration that costs ~ N K D^2 (docs/design.md section 2):
     python benchmarks/kernel_paths.py --d 16 64  # chosen D
 
 Each figure is the median of ``--repeat`` timings of one pass over N rows (2 threads), the paths interleaved; the
-winner per D is what ``fastgmm.kernels.numba_`` should use. Measured on 2026-11-22 (2-core EPYC, noisy VM), full
-covariance, K=8 (seconds per million rows): ``static`` beats ``loops`` up to D=12 (0.021 vs 0.035 at D=8) and loses
-from D=14 (0.18 vs 0.09: the unrolled triangle spills registers); ``loops`` beats ``blas`` from D=14 to 96 by
-1.1-1.9x (0.36 vs 0.47 at D=32, 1.30 vs 1.49 at D=64); from D=128 to 256 ``blas`` is ahead by 3-9% in that run, and
-an earlier run of the whole statistics pass had the two 0.9-1.3x either way. A gain under 10%, inside the noise,
-does not pay for a third path and its compile time, so the package has no BLAS path; a machine with a wider vector
-unit (AVX-512), where BLAS gains more, would move the crossover down, and this script is how to see it.
+winner per D is what ``fastgmm.kernels.numba_`` should use. Measured on 2026-11-22 (2-core EPYC, AVX2, noisy VM),
+full covariance, K=8 (seconds per million rows): ``static`` beats ``loops`` up to D=12 (0.021 vs 0.035 at D=8) and
+loses from D=14 (0.18 vs 0.09: the unrolled triangle spills registers); ``loops`` beats ``blas`` from D=14 to 96 by
+1.1-1.9x; from D=128 to 256 ``blas`` was ahead by 3-9%. Measured again on 2026-12-07 on an AMD EPYC Zen 4 with
+AVX-512 (where BLAS has the wider vectors too), after the loops took four columns of the triangle per sweep
+(``numba_._add_mahalanobis``), ``python benchmarks/kernel_paths.py --d 8 16 32 64 128``: static 0.0145 at D=8
+(loops 0.0299, blas 0.0341); loops against blas 0.0865 / 0.1135 at D=16, 0.2546 / 0.3674 at D=32, 0.8306 / 1.4122
+at D=64, 3.0476 / 5.6873 at D=128: the loops ahead by 1.3-1.9x everywhere. So the package has no BLAS path: the
+gemm does the whole square, twice the triangle's flops, and at these sizes its rate does not make up for it.
 """
 
 import argparse
@@ -59,13 +61,13 @@ def _log_prob_pass(X, cov, means, U, Ut, log_const, blas, features, checksum):
     for t in prange(X.shape[0] // TILE):
         xt = np.zeros((n_features, TILE))
         diff = np.zeros((n_features, TILE))
-        y = np.empty((n_features, TILE))
+        y = np.empty((max(4, n_features), TILE))
         a = np.empty((n_components, TILE))
         if blas:
             _load_tile(X, t * TILE, TILE, xt)
             _log_prob_tile_blas(xt, cov, means, Ut, log_const, diff, y, a)
         else:
-            _tile_log_prob(X, t * TILE, TILE, cov, means, U, log_const, features, xt, diff, y[0], a)  # y[0]: (TILE,)
+            _tile_log_prob(X, t * TILE, TILE, (cov, means, U, log_const), features, (xt, diff, y, a))
         checksum[t] = a[0, 0] + a[n_components - 1, TILE - 1]
 
 
