@@ -24,7 +24,7 @@ cdef extern from "_tile_math.h" nogil:
         const double* xt, int n, int cov, const double* means, const double* U, const double* log_const, int K, int D,
         double* a)
     void fastgmm_exp_nonpositive(const double* x, double* out, int n)
-    void fastgmm_gram_upper(const double* d, const double* rd, int m, int D, double* gram)
+    void fastgmm_gram_upper(const double* d, const double* shift, const double* rd, int m, int D, double* gram)
     void fastgmm_add_mahalanobis(const double* diff, int n, const double* U, int D, double* ak)
 
 cdef extern from *:
@@ -126,8 +126,8 @@ cdef struct Partials:
 
 
 cdef struct Tile:
-    # The tile: transposed rows (D, TILE, allocated zeroed: see _log_prob_tile), centred rows, a row of scratch and
-    # the weighted log-probabilities (K, TILE).
+    # The tile: transposed rows (gram_rows(D), TILE, allocated zeroed: see _log_prob_tile and _moments_dense),
+    # centred rows, a row of scratch and the weighted log-probabilities (K, TILE).
     double* xt
     double* diff
     double* y
@@ -155,6 +155,7 @@ cdef struct Tile:
     long* count
     double* rd
     double* gram
+    double* shift  # (K, gram_rows(D)): the means, zero after column D (_moments_dense); set by the caller
     bint direct  # one shared stage, reduced at once (``staged_components``)
     void* memory  # the one allocation the buffers above are carved from
 
@@ -167,8 +168,8 @@ cdef Tile _tile_buffers(int K, int D, int stages) noexcept nogil:
     cdef Tile* t = &tile
     cdef int rows = _gram_rows(D)
     cdef size_t doubles = (
-        <size_t> D * TILE + 2 * <size_t> rows * TILE + TILE + <size_t> K * TILE + 4 * TILE + 3 * <size_t> K * TILE
-        + <size_t> stages * rows * TILE + <size_t> stages * TILE + <size_t> rows * rows
+        3 * <size_t> rows * TILE + TILE + <size_t> K * TILE + 4 * TILE + 3 * <size_t> K * TILE
+        + <size_t> stages * rows * TILE + <size_t> stages * TILE + <size_t> rows * rows + <size_t> K * rows
     )
     cdef size_t longs = 2 * TILE + 3 * <size_t> K * TILE + (K + 1) + K
     cdef double* d
@@ -177,7 +178,7 @@ cdef Tile _tile_buffers(int K, int D, int stages) noexcept nogil:
     if t.memory == NULL:
         return tile
     d = <double*> t.memory
-    t.xt = d; d += D * TILE
+    t.xt = d; d += rows * TILE
     t.diff = d; d += rows * TILE
     t.rd = d; d += rows * TILE
     t.y = d; d += TILE
@@ -192,6 +193,7 @@ cdef Tile _tile_buffers(int K, int D, int stages) noexcept nogil:
     t.stage_d = d; d += stages * rows * TILE
     t.stage_w = d; d += stages * TILE
     t.gram = d; d += rows * rows
+    t.shift = d; d += K * rows
     l = <long*> d
     t.best = l; l += TILE
     t.n_kept = l; l += TILE
@@ -407,15 +409,16 @@ cdef inline void _add_upper(const double* gram, int D, double* s2k) noexcept nog
 
 
 cdef void _moments_dense(
-    crdouble d, crdouble rw, int m, int cov, int k, int D, rdouble rd, double* gram, Partials out,
+    crdouble d, crdouble shift, crdouble rw, int m, int cov, int k, int D, rdouble rd, double* gram, Partials out,
 ) noexcept nogil:
-    """Full/tied moments of m centred columns ``d`` (gram_rows(D), TILE, zero after row D) with weights ``rw`` into
-    component k's partials, as ``numba_._moments_dense``; s2 (K or 1, D, D) upper triangle."""
+    """Full/tied moments of m columns ``d`` (gram_rows(D), TILE, zero after row D) about ``shift`` (component k's
+    mean, gram_rows(D), zero after D) with weights ``rw`` into component k's partials, as
+    ``numba_._moments_dense``; s2 (K or 1, D, D) upper triangle."""
     cdef double* nk = out.nk
     cdef double* s1 = out.s1
     cdef double* s2 = out.s2
     cdef int i, q
-    cdef double s, u, total = 0.0
+    cdef double s, u, mu, total = 0.0
     cdef crdouble di
     cdef rdouble ri
     for q in range(m):
@@ -424,13 +427,14 @@ cdef void _moments_dense(
     for i in range(D):
         di = d + i * TILE
         ri = rd + i * TILE
+        mu = shift[i]
         s = 0.0
         for q in range(m):
-            u = rw[q] * di[q]
+            u = rw[q] * (di[q] - mu)
             ri[q] = u
             s += u
         s1[k * D + i] += s
-    fastgmm_gram_upper(d, rd, m, D, gram)
+    fastgmm_gram_upper(d, shift, rd, m, D, gram)
     _add_upper(gram, D, s2 + (0 if cov == TIED else k * D * D))
 
 
@@ -619,18 +623,14 @@ cdef void _moments_tile(const Model* model, Tile* tile, int n, Partials out) noe
     cdef rdouble wt = tile.wt
     cdef crdouble total = tile.total
     cdef rdouble rw = tile.y
-    cdef rdouble diff = tile.diff
     cdef rdouble rd = tile.rd
     cdef double* gram = tile.gram
     cdef double* nk = out.nk
     cdef double* s1 = out.s1
     cdef double* s2 = out.s2
-    cdef int k, i, p
-    cdef double c, mu, t, dv, u
+    cdef int k, p, rows = _gram_rows(D)
+    cdef double c
     cdef crdouble rk
-    cdef crdouble xi
-    cdef rdouble di
-    cdef rdouble ri
     for p in range(n):
         wt[p] = wt[p] / total[p]
     for k in range(K):
@@ -641,26 +641,7 @@ cdef void _moments_tile(const Model* model, Tile* tile, int n, Partials out) noe
         if (cov == FULL or cov == TIED) and D <= MAX_SMALL_FEATURES:
             _moments_small(xt, n, rw, means + k * D, D, nk + k, s1 + k * D, s2 + (0 if cov == TIED else k * D * D))
         elif cov == FULL or cov == TIED:
-            t = 0.0
-            for p in range(n):
-                t += rw[p]
-            nk[k] += t
-            # Centre, weight and sum each feature in one sweep; then S2 by fastgmm_gram_upper.
-            for i in range(D):
-                mu = means[k * D + i]
-                xi = xt + i * TILE
-                di = diff + i * TILE
-                ri = rd + i * TILE
-                t = 0.0
-                for p in range(n):
-                    dv = xi[p] - mu
-                    u = rw[p] * dv
-                    di[p] = dv
-                    ri[p] = u
-                    t += u
-                s1[k * D + i] += t
-            fastgmm_gram_upper(diff, rd, n, D, gram)
-            _add_upper(gram, D, s2 + (0 if cov == TIED else k * D * D))
+            _moments_dense(xt, tile.shift + k * rows, rw, n, cov, k, D, rd, gram, out)
         else:
             _moments_diagonal(xt, n, rw, means + k * D, D, nk + k, s1 + k * D, s2 + k * D)
 
@@ -701,11 +682,10 @@ cdef void _moments_gathered(const Model* model, const Tile* tile, Partials out) 
 
 
 cdef void _stage_tile(const Model* model, Tile* tile, int n, int n_pairs, Partials out) noexcept nogil:
-    """Group the tile's (row, component) pairs by component (counting sort) and append them, centred on the
-    component's mean, to its staging columns; a full stage is first reduced into the partials. ``tile.direct``: one
-    shared stage, reduced at once (as ``numba_._stage_tile``)."""
+    """Group the tile's (row, component) pairs by component (counting sort) and append them to its staging columns
+    (centred on the component's mean by ``_moments_dense``); a full stage is first reduced into the partials.
+    ``tile.direct``: one shared stage, reduced at once (as ``numba_._stage_tile``)."""
     cdef int cov = model.cov, K = model.K, D = model.D
-    cdef const double* means = model.means
     cdef const double* xt = tile.xt
     cdef const long* best = tile.best
     cdef const long* n_kept = tile.n_kept
@@ -724,7 +704,6 @@ cdef void _stage_tile(const Model* model, Tile* tile, int n, int n_pairs, Partia
     cdef double* gram = tile.gram
     cdef bint direct = tile.direct
     cdef int p, q, k, i, c, m, first, st, rows = _gram_rows(D)
-    cdef double mu
     for p in range(n):
         wt[p] = wt[p] / total[p]
     for k in range(K + 1):
@@ -763,22 +742,30 @@ cdef void _stage_tile(const Model* model, Tile* tile, int n, int n_pairs, Partia
             continue
         st = 0 if direct else k
         if not direct and count[k] + m > TILE:
-            _moments_dense(stage_d + k * rows * TILE, stage_w + k * TILE, count[k], cov, k, D, rd, gram, out)
+            _moments_dense(stage_d + k * rows * TILE, tile.shift + k * rows, stage_w + k * TILE, count[k], cov, k, D,
+                           rd, gram, out)
             count[k] = 0
         c = 0 if direct else count[k]
         for i in range(D):
-            mu = means[k * D + i]
             for q in range(m):
-                stage_d[(st * rows + i) * TILE + c + q] = xt[i * TILE + order[first + q]] - mu
+                stage_d[(st * rows + i) * TILE + c + q] = xt[i * TILE + order[first + q]]
         for q in range(m):
             stage_w[st * TILE + c + q] = order_w[first + q]
         if direct:
-            _moments_dense(stage_d, stage_w, m, cov, k, D, rd, gram, out)
+            _moments_dense(stage_d, tile.shift + k * rows, stage_w, m, cov, k, D, rd, gram, out)
         else:
             count[k] = c + m
 
 
 # ------------------------------------------------------------------------------------------------------- kernels
+
+
+cdef void _set_shift(Tile* tile, const double* means, int K, int D) noexcept nogil:
+    """The tile's ``shift``: the means (K, D), zero after column D (already, from the zeroed allocation)."""
+    cdef int k, i, rows = _gram_rows(D)
+    for k in range(K):
+        for i in range(D):
+            tile.shift[k * rows + i] = means[k * D + i]
 
 
 def accumulate_blocks(
@@ -816,6 +803,8 @@ def accumulate_blocks(
         ok = tile.memory != NULL
         if not ok:
             failed_ptr[0] = 1
+        else:
+            _set_shift(&tile, &means[0, 0], K, D)
         for b in prange(n_blocks, schedule="static"):
             if not ok:
                 continue
@@ -841,8 +830,8 @@ def accumulate_blocks(
                 start = start + TILE
             for k in range(K):
                 if tile.count[k] > 0:
-                    _moments_dense(tile.stage_d + k * rows * TILE, tile.stage_w + k * TILE, tile.count[k], cov, k, D,
-                                   tile.rd, tile.gram, out)
+                    _moments_dense(tile.stage_d + k * rows * TILE, tile.shift + k * rows, tile.stage_w + k * TILE,
+                                   tile.count[k], cov, k, D, tile.rd, tile.gram, out)
         free(tile.memory)
     if failed:
         raise MemoryError(f"fastgmm: cannot allocate the statistics buffers of a thread (K={K}, D={D})")
