@@ -9,8 +9,10 @@ block, rows go through in tiles of ``TILE`` rows held transposed, (D, TILE) in f
 over the points of a tile (contiguous, independent: the C compiler vectorises them). As in the Numba kernel, a
 component whose share is below 2^-100 of the point's best one counts as 0, and a tile takes the sparse path (exp
 over the pairs that matter alone, staged by component) or the dense one (every pair, moments from the tile's
-columns) by the fraction of pairs that count. Two pieces are C in ``_tile_math.h``: the log-probabilities of a tile
-compiled for the exact D when D is small (Cython has no compile-time integers) and an exp that vectorises.
+columns) by the fraction of pairs that count. Four pieces are C in ``_tile_math.h``: the log-probabilities of a tile
+compiled for the exact D when D is small (Cython has no compile-time integers), an exp that vectorises, and, in
+vectors of the build's width, the triangular product of larger D and the Gram product of the second moments (GCC
+vectorised Cython's loops for these at half of LLVM's rate).
 """
 
 from cython.parallel cimport parallel, prange
