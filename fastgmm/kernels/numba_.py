@@ -820,24 +820,18 @@ def _moments_tile(xt, n, r, wt, total, cov, means, scratch, partials, features):
     for p in range(n):
         wt[p] = wt[p] / total[p]
     for k in range(n_components):
+        for p in range(n):
+            c = r[k * n + p] * wt[p]
+            rw[p] = c if wt[p] > 0.0 else 0.0
         if (cov == FULL or cov == TIED) and 0 < len(features) <= MAX_SMALL_FEATURES:
-            for p in range(n):
-                c = r[k * n + p] * wt[p]
-                rw[p] = c if wt[p] > 0.0 else 0.0
             _moments_small(xt, n, rw, means, k, 0 if cov == TIED else k, partials, features)
             continue
         if cov == FULL or cov == TIED:
-            for p in range(n):
-                c = r[k * n + p] * wt[p]
-                rw[p] = c if wt[p] > 0.0 else 0.0
             _moments_dense(xt, shift[k], rw, n, cov, k, rd, gram, partials)
             continue
         total_k = 0.0
         for p in range(n):
-            c = r[k * n + p] * wt[p]
-            c = c if wt[p] > 0.0 else 0.0
-            rw[p] = c
-            total_k += c
+            total_k += rw[p]
         nk[k] += total_k
         # Diagonal moments four features per sweep: eight independent sums.
         i = 0
