@@ -83,8 +83,11 @@ def dense_live(covariance_type, n_features):
     (point, component) pair, moments from the tile's own columns) instead of the sparse one (gather the live pairs,
     stage them by component).
 
-    Measured by ``asv_benchmarks/dense_crossover.py`` (AMD EPYC, AVX2; sparse / dense time): diagonal and spherical
+    Measured by ``benchmarks/dense_crossover.py`` (AMD EPYC, AVX2; sparse / dense time): diagonal and spherical
     1.4 at 1/8 live (D=8, K=16); full and tied 1.2-1.8 at 1/4 live up to D=8, full D=32 0.9 at 1/4 and 1.1 at 1/2.
+    Again on 2026-12-07 (AMD EPYC Zen 4, AVX-512, the Cython kernels after that day's moments): diagonal 1.24 and
+    spherical 1.22 at 1/8; full D=8, K=16 0.77 at 1/8 and 1.04 at 1/4; tied 0.96 at 1/4 and 1.38 at 1/2; full D=32
+    0.77 at 1/4 and 1.09 at 1/2: the same thresholds.
     """
     if covariance_type in ("diag", "spherical"):
         return 0.125
