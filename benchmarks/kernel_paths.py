@@ -61,13 +61,12 @@ def _log_prob_pass(X, cov, means, U, Ut, log_const, blas, features, checksum):
     for t in prange(X.shape[0] // TILE):
         xt = np.zeros((n_features, TILE))
         diff = np.zeros((n_features, TILE))
-        y = np.empty((max(4, n_features), TILE))
         a = np.empty((n_components, TILE))
         if blas:
             _load_tile(X, t * TILE, TILE, xt)
-            _log_prob_tile_blas(xt, cov, means, Ut, log_const, diff, y, a)
+            _log_prob_tile_blas(xt, cov, means, Ut, log_const, diff, np.empty((n_features, TILE)), a)
         else:
-            _tile_log_prob(X, t * TILE, TILE, (cov, means, U, log_const), features, (xt, diff, y, a))
+            _tile_log_prob(X, t * TILE, TILE, (cov, means, U, log_const), features, (xt, diff, np.empty((4, TILE)), a))
         checksum[t] = a[0, 0] + a[n_components - 1, TILE - 1]
 
 

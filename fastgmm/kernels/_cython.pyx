@@ -26,6 +26,7 @@ cdef extern from "_tile_math.h" nogil:
         const double* xt, int n, int cov, const double* means, const double* U, const double* log_const, int K, int D,
         double* a)
     void fastgmm_exp_nonpositive(const double* x, double* out, int n)
+    int fastgmm_gram_rows(int D)
     void fastgmm_gram_upper(const double* d, const double* shift, const double* rd, int m, int D, double* gram)
     void fastgmm_add_mahalanobis(const double* diff, int n, const double* U, int D, double* ak)
 
@@ -102,8 +103,8 @@ cdef inline void _load_tile(const floating[:, :] X, Py_ssize_t start, int n, dou
 
 
 cdef inline int _gram_rows(int D) noexcept nogil:
-    # fastgmm.kernels._layouts.gram_rows
-    return (D + 3) // 4 * 4
+    # fastgmm.kernels._layouts.gram_rows, written once for the extension in _tile_math.h
+    return fastgmm_gram_rows(D)
 
 
 cdef extern from *:

@@ -31,6 +31,12 @@
  * the constants of the exp: generated from _constants.py by setup.py. */
 #include "_kernel_constants.h"
 
+/* Rows of a centred-column buffer of D features: D rounded up to a multiple of 4 (fastgmm.kernels._layouts.gram_rows;
+ * _cython.pyx's _gram_rows is this one, and tests/test_kernels.py checks the two agree). */
+static inline int fastgmm_gram_rows(int D) {
+    return (D + 3) / 4 * 4;
+}
+
 #if defined(__GNUC__) || defined(__clang__)
 #define FASTGMM_STATIC_TILE 1
 
@@ -242,7 +248,7 @@ static inline __attribute__((always_inline)) double fastgmm_hsum(fastgmm_vw v) {
 
 static void fastgmm_gram_upper(const double* __restrict__ d, const double* __restrict__ shift,
                                const double* __restrict__ rd, int m, int D, double* __restrict__ gram) {
-    const int rows = (D + 3) / 4 * 4;
+    const int rows = fastgmm_gram_rows(D);
     const int step = FASTGMM_VW * FASTGMM_GRAM_STEPS;
     for (int i = 0; i < D; i += 2) {
         const double* r0 = rd + (long)i * FASTGMM_TILE;
@@ -349,7 +355,8 @@ static inline __attribute__((always_inline)) void fastgmm_mahalanobis_points(
         }
     }
     for (int v = 0; v < vectors; v++) {
-        fastgmm_vw sum = (acc[v][0] * acc[v][0] + acc[v][1] * acc[v][1]) + (acc[v][2] * acc[v][2] + acc[v][3] * acc[v][3]);
+        fastgmm_vw sum = (acc[v][0] * acc[v][0] + acc[v][1] * acc[v][1])
+                         + (acc[v][2] * acc[v][2] + acc[v][3] * acc[v][3]);
         double* out = ak + p + v * FASTGMM_VW;
         *(fastgmm_vw*)out = *(const fastgmm_vw*)out + sum;
     }
@@ -369,7 +376,7 @@ static void fastgmm_add_mahalanobis(const double* __restrict__ diff, int n, cons
 }
 #else
 static void fastgmm_gram_upper(const double* d, const double* shift, const double* rd, int m, int D, double* gram) {
-    const int rows = (D + 3) / 4 * 4;
+    const int rows = fastgmm_gram_rows(D);
     for (int i = 0; i < D; i++)
         for (int j = i - i % 4; j < D; j++) {
             double s = 0.0;
