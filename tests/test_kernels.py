@@ -102,8 +102,8 @@ def overlapping_params(covariance_type, n_components, n_features, seed, offset=0
 
 
 @pytest.mark.parametrize(("dtype", "weighted", "offset"), [(np.float64, False, 0.0), (np.float32, True, 1e6)])
-# D = 1-3 sum the moments point by point, 4-8 by Gram blocks (with and without a padding row), 14 and 21 also take
-# the generic log-probability tile; K = 1 is dense by definition.
+# D = 1-4 sum the moments point by point, 5-8 in the three register sweeps of eight rows (with and without padding
+# rows), 14 and 21 by Gram blocks and the generic log-probability tile; K = 1 is dense by definition.
 @pytest.mark.parametrize("shape", [(3000, 1, 3), (2600, 2, 4), (1000, 3, 5), (1100, 4, 2), (900, 7, 3), (800, 8, 6),
                                    (700, 14, 3), (600, 21, 2), (1000, 5, 1)])
 def test_backend_dense_responsibilities_match_reference(backend, covariance_type, dtype, weighted, offset, shape):

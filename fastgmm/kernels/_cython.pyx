@@ -29,6 +29,8 @@ cdef extern from "_tile_math.h" nogil:
     int fastgmm_gram_rows(int D)
     void fastgmm_gram_upper(const double* d, const double* shift, const double* rd, int m, int D, double* gram)
     void fastgmm_add_mahalanobis(const double* diff, int n, const double* U, int D, double* ak)
+    void fastgmm_moments_eight(const double* d, const double* shift, const double* rw, int m, double* sums,
+                               double* gram)
 
 cdef extern from *:
     """
@@ -422,8 +424,16 @@ cdef void _moments_dense(
     cdef double* s2 = out.s2
     cdef int i, q
     cdef double s, u, mu, total = 0.0
+    cdef double sums[9]
     cdef crdouble di
     cdef rdouble ri
+    if _gram_rows(D) == 8:
+        fastgmm_moments_eight(d, shift, rw, m, sums, gram)
+        nk[k] += sums[0]
+        for i in range(D):
+            s1[k * D + i] += sums[1 + i]
+        _add_upper(gram, D, s2 + (0 if cov == TIED else k * D * D))
+        return
     for q in range(m):
         total += rw[q]
     nk[k] += total

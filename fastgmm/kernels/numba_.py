@@ -564,6 +564,120 @@ def _add_upper(gram, n_features, kk, s2):
             s2[kk, i, j] += gram[i, j]
 
 
+@njit(cache=True, fastmath=_REDUCE_MATH, inline="always")
+def _four_rows(d, r, shift, rw, m):
+    """The register sums of rows r to r + 3 of ``m`` weighted columns ``d`` centred on ``shift[r:r + 4]``: the total
+    weight, the four first moments and the ten products of the upper triangle (row by row), as a tuple."""
+    m0, m1, m2, m3 = shift[r], shift[r + 1], shift[r + 2], shift[r + 3]
+    c_ = f0 = f1 = f2 = f3 = 0.0
+    g00 = g01 = g02 = g03 = g11 = g12 = g13 = g22 = g23 = g33 = 0.0
+    for p in range(m):
+        c = rw[p]
+        d0, d1, d2, d3 = d[r, p] - m0, d[r + 1, p] - m1, d[r + 2, p] - m2, d[r + 3, p] - m3
+        u0, u1, u2, u3 = c * d0, c * d1, c * d2, c * d3
+        c_ += c
+        f0 += u0
+        f1 += u1
+        f2 += u2
+        f3 += u3
+        g00 += u0 * d0
+        g01 += u0 * d1
+        g02 += u0 * d2
+        g03 += u0 * d3
+        g11 += u1 * d1
+        g12 += u1 * d2
+        g13 += u1 * d3
+        g22 += u2 * d2
+        g23 += u2 * d3
+        g33 += u3 * d3
+    return c_, f0, f1, f2, f3, g00, g01, g02, g03, g11, g12, g13, g22, g23, g33
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _moments_eight(d, shift, rw, m, kk, k, gram, partials):
+    """``_moments_dense`` for ``_layouts.gram_rows(D) == 8`` (5 <= D <= 8): the 36 products of the upper triangle,
+    S1 and N_k summed in registers in three sweeps over the columns (rows 0-1 against 0-7, rows 2-3 against 2-7, rows
+    4-7 against 4-7), each column centred as it is loaded; ``gram`` receives the triangle for ``_add_upper``.
+
+    The Gram blocks of ``_gram_upper`` make 48 FMAs per column of which 36 count, and need the weighted columns
+    stored by a sweep of their own; these sweeps load 21 values per column instead of 44 and store nothing.
+    """
+    nk, s1, s2 = partials
+    n_features = s1.shape[1]
+    c0, c1, c2, c3, c4, c5, c6, c7 = shift[0], shift[1], shift[2], shift[3], shift[4], shift[5], shift[6], shift[7]
+    t = f0 = f1 = 0.0
+    g00 = g01 = g02 = g03 = g04 = g05 = g06 = g07 = 0.0
+    g11 = g12 = g13 = g14 = g15 = g16 = g17 = 0.0
+    for q in range(m):
+        c = rw[q]
+        e0, e1, e2, e3 = d[0, q] - c0, d[1, q] - c1, d[2, q] - c2, d[3, q] - c3
+        e4, e5, e6, e7 = d[4, q] - c4, d[5, q] - c5, d[6, q] - c6, d[7, q] - c7
+        u0, u1 = c * e0, c * e1
+        t += c
+        f0 += u0
+        f1 += u1
+        g00 += u0 * e0
+        g01 += u0 * e1
+        g02 += u0 * e2
+        g03 += u0 * e3
+        g04 += u0 * e4
+        g05 += u0 * e5
+        g06 += u0 * e6
+        g07 += u0 * e7
+        g11 += u1 * e1
+        g12 += u1 * e2
+        g13 += u1 * e3
+        g14 += u1 * e4
+        g15 += u1 * e5
+        g16 += u1 * e6
+        g17 += u1 * e7
+    gram[0, 0], gram[0, 1], gram[0, 2], gram[0, 3], gram[0, 4], gram[0, 5], gram[0, 6], gram[0, 7] = (
+        g00, g01, g02, g03, g04, g05, g06, g07)
+    gram[1, 1], gram[1, 2], gram[1, 3], gram[1, 4], gram[1, 5], gram[1, 6], gram[1, 7] = (
+        g11, g12, g13, g14, g15, g16, g17)
+    f2 = f3 = 0.0
+    g22 = g23 = g24 = g25 = g26 = g27 = 0.0
+    g33 = g34 = g35 = g36 = g37 = 0.0
+    for q in range(m):
+        c = rw[q]
+        e2, e3 = d[2, q] - c2, d[3, q] - c3
+        e4, e5, e6, e7 = d[4, q] - c4, d[5, q] - c5, d[6, q] - c6, d[7, q] - c7
+        u2, u3 = c * e2, c * e3
+        f2 += u2
+        f3 += u3
+        g22 += u2 * e2
+        g23 += u2 * e3
+        g24 += u2 * e4
+        g25 += u2 * e5
+        g26 += u2 * e6
+        g27 += u2 * e7
+        g33 += u3 * e3
+        g34 += u3 * e4
+        g35 += u3 * e5
+        g36 += u3 * e6
+        g37 += u3 * e7
+    gram[2, 2], gram[2, 3], gram[2, 4], gram[2, 5], gram[2, 6], gram[2, 7] = g22, g23, g24, g25, g26, g27
+    gram[3, 3], gram[3, 4], gram[3, 5], gram[3, 6], gram[3, 7] = g33, g34, g35, g36, g37
+    _, f4, f5, f6, f7, g44, g45, g46, g47, g55, g56, g57, g66, g67, g77 = _four_rows(d, 4, shift, rw, m)
+    gram[4, 4], gram[4, 5], gram[4, 6], gram[4, 7] = g44, g45, g46, g47
+    gram[5, 5], gram[5, 6], gram[5, 7] = g55, g56, g57
+    gram[6, 6], gram[6, 7] = g66, g67
+    gram[7, 7] = g77
+    nk[k] += t
+    s1[k, 0] += f0
+    s1[k, 1] += f1
+    s1[k, 2] += f2
+    s1[k, 3] += f3
+    s1[k, 4] += f4
+    if n_features > 5:
+        s1[k, 5] += f5
+    if n_features > 6:
+        s1[k, 6] += f6
+    if n_features > 7:
+        s1[k, 7] += f7
+    _add_upper(gram, n_features, kk, s2)
+
+
 @njit(cache=True, fastmath=_REDUCE_MATH)
 def _moments_dense(d, shift, rw, m, cov, k, rd, gram, partials):
     """Add the full/tied moments of ``m`` columns ``d`` (``_layouts.gram_rows(D)`` rows, >= m columns, zero after
@@ -573,6 +687,9 @@ def _moments_dense(d, shift, rw, m, cov, k, rd, gram, partials):
     centred columns. ``partials`` is ``(nk, s1, s2)``."""
     nk, s1, s2 = partials
     n_features = s1.shape[1]
+    if d.shape[0] == 8:
+        _moments_eight(d, shift, rw, m, 0 if cov == TIED else k, k, gram, partials)
+        return
     total = 0.0
     for q in range(m):
         total += rw[q]
@@ -767,28 +884,7 @@ def _moments_small(xt, n, rw, means, k, kk, partials, features):
         s2[kk, 1, 2] += g12
         s2[kk, 2, 2] += g22
     elif D == 4:
-        m0, m1, m2, m3 = means[k, 0], means[k, 1], means[k, 2], means[k, 3]
-        c_ = f0 = f1 = f2 = f3 = 0.0
-        g00 = g01 = g02 = g03 = g11 = g12 = g13 = g22 = g23 = g33 = 0.0
-        for p in range(n):
-            c = rw[p]
-            d0, d1, d2, d3 = xt[0, p] - m0, xt[1, p] - m1, xt[2, p] - m2, xt[3, p] - m3
-            u0, u1, u2, u3 = c * d0, c * d1, c * d2, c * d3
-            c_ += c
-            f0 += u0
-            f1 += u1
-            f2 += u2
-            f3 += u3
-            g00 += u0 * d0
-            g01 += u0 * d1
-            g02 += u0 * d2
-            g03 += u0 * d3
-            g11 += u1 * d1
-            g12 += u1 * d2
-            g13 += u1 * d3
-            g22 += u2 * d2
-            g23 += u2 * d3
-            g33 += u3 * d3
+        c_, f0, f1, f2, f3, g00, g01, g02, g03, g11, g12, g13, g22, g23, g33 = _four_rows(xt, 0, means[k], rw, n)
         nk[k] += c_
         s1[k, 0] += f0
         s1[k, 1] += f1
