@@ -317,7 +317,7 @@ static void fastgmm_gram_upper(const double* __restrict__ d, const double* __res
  * the weighted centred rows i0 to i1 - 1 into s1, and, if total is not NULL, the sum of the weights into *total; all
  * in registers over the whole sweep. i0 and i1 are constants once inlined; the loops over them must be unrolled
  * before GCC decides where the arrays of sums live: without the pragmas it kept them on the stack, a load and a
- * store per FMA (a C harness, AMD Zen 4, 256 columns: 5.2 ns per column and component; 1.7 ns with them). */
+ * store per FMA (a C harness, AMD Zen 4, a full tile: 5.2 ns per column and component; 1.7 ns with them). */
 #define FASTGMM_PRAGMA(x) _Pragma(#x)
 #define FASTGMM_UNROLL(n) FASTGMM_PRAGMA(GCC unroll n)
 static inline __attribute__((always_inline)) void fastgmm_moments_eight_rows(
