@@ -418,7 +418,8 @@ cdef void _moments_dense(
 ) noexcept nogil:
     """Full/tied moments of m columns ``d`` (gram_rows(D), TILE, zero after row D) about ``shift`` (component k's
     mean, gram_rows(D), zero after D) with weights ``rw`` into component k's partials, as
-    ``numba_._moments_dense``; s2 (K or 1, D, D) upper triangle."""
+    ``numba_._moments_dense`` (eight padded rows: ``fastgmm_moments_eight``'s register sums); s2 (K or 1, D, D)
+    upper triangle."""
     cdef double* nk = out.nk
     cdef double* s1 = out.s1
     cdef double* s2 = out.s2

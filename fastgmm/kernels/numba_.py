@@ -683,8 +683,9 @@ def _moments_dense(d, shift, rw, m, cov, k, rd, gram, partials):
     """Add the full/tied moments of ``m`` columns ``d`` (``_layouts.gram_rows(D)`` rows, >= m columns, zero after
     row D; see ``_gram_buffer``) about ``shift`` (component k's mean, as many entries, zero after D) with weights
     ``rw`` to component k's partials; ``rd`` is scratch of d's shape, zero after row D, ``gram`` (gram_rows(D),
-    gram_rows(D)) scratch. S2's upper triangle is ``_gram_upper``'s; S1 comes out of the sweep that weights the
-    centred columns. ``partials`` is ``(nk, s1, s2)``."""
+    gram_rows(D)) scratch. ``partials`` is ``(nk, s1, s2)``. With eight padded rows (5 <= D <= 8) all of it is
+    ``_moments_eight``'s register sums; otherwise S2's upper triangle is ``_gram_upper``'s and S1 comes out of the
+    sweep that weights the centred columns."""
     nk, s1, s2 = partials
     n_features = s1.shape[1]
     if d.shape[0] == 8:
