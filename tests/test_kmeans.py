@@ -92,6 +92,22 @@ def test_kmeans_kernels_match_reference(backend, dtype, weighted, covariance_typ
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
 
+@pytest.mark.parametrize("n_features", [5, 8])
+def test_label_statistics_match_reference_at_eight_padded_rows(backend, covariance_type, n_features):
+    """For 5 <= D <= 8 Numba's kernels sum full and tied moments in registers, eight padded rows at a time
+    (``numba_._moments_eight``): its hard-label statistics for k-means' start, a dense tile of one-hot
+    responsibilities, go through them too (Cython's take each row apart)."""
+    X = make_blobs(3000, n_features, 4, seed=7, offset=1e3)
+    w = np.random.RandomState(8).uniform(0, 2, 3000)
+    labels = np.random.RandomState(9).randint(-1, 4, 3000).astype(np.int32)
+    shift = X[[3, 30, 300, 2000]] + 0.5
+    for a, b in zip(
+        get_backend(backend).label_statistics(X, w, labels, shift, covariance_type, 1024),
+        reference.label_statistics(X, w, labels, shift, covariance_type, 1024),
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
 @pytest.mark.parametrize("n_components", [3, 6])
 @pytest.mark.parametrize("n_features", [3, 14])
 def test_label_statistics_match_reference(backend, covariance_type, n_components, n_features):
