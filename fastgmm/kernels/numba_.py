@@ -600,7 +600,8 @@ def _moments_eight(d, shift, rw, m, kk, k, gram, partials):
     4-7 against 4-7), each column centred as it is loaded; ``gram`` receives the triangle for ``_add_upper``.
 
     The Gram blocks of ``_gram_upper`` make 48 FMAs per column of which 36 count, and need the weighted columns
-    stored by a sweep of their own; these sweeps load 21 values per column instead of 44 and store nothing.
+    stored by a sweep of their own (53 loads and 8 stores per column in all); these sweeps load 21 values per column
+    and store nothing.
     """
     nk, s1, s2 = partials
     n_features = s1.shape[1]
