@@ -186,7 +186,18 @@ def _graph_of_em_iterations(page):
     page.locator("#graphdisplay-navigation").get_by_text("log scale", exact=True).click()
     page.locator("#graphdisplay-navigation").get_by_text("implementation", exact=True).first.click()
     page.wait_for_selector("#main-graph canvas.flot-base", timeout=60_000)
-    page.wait_for_timeout(1000)  # the legend and the tick labels are drawn after the canvas
+    # The legend and the tick labels are drawn after the canvas: wait for the three series' labels (a fixed second
+    # is a race on a loaded machine), and let the assertion say what was drawn if they never come.
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            "['numba', 'cython', 'sklearn'].every(name => [...document.querySelectorAll("
+            "'#main-graph .flot-x-axis .flot-tick-label')].some(label => label.innerText === name))",
+            timeout=60_000,
+        )
+    except PlaywrightTimeout:
+        pass
     ticks = page.locator("#main-graph .flot-x-axis .flot-tick-label").all_inner_texts()
     assert {"numba", "cython", "sklearn"} <= set(ticks), ticks
 
