@@ -87,7 +87,11 @@ def dense_live(covariance_type, n_features):
     1.4 at 1/8 live (D=8, K=16); full and tied 1.2-1.8 at 1/4 live up to D=8, full D=32 0.9 at 1/4 and 1.1 at 1/2.
     Again on 2026-12-07 (AMD EPYC Zen 4, AVX-512, the Cython kernels after that day's moments): diagonal 1.24 and
     spherical 1.22 at 1/8; full D=8, K=16 0.77 at 1/8 and 1.04 at 1/4; tied 0.96 at 1/4 and 1.38 at 1/2; full D=32
-    0.77 at 1/4 and 1.09 at 1/2: the same thresholds.
+    0.77 at 1/4 and 1.09 at 1/2: the same thresholds. Once more that evening, after the register-sum moments for
+    5 <= D <= 8 (``python benchmarks/dense_crossover.py --repeats 5``, then ``--repeats 7 --backends numba``): full
+    D=8, K=16 1.05 (numba) and 0.91 (cython) at 1/8, 1.34 and 1.10 at 1/4; tied 0.94 and 0.92 at 1/8, 1.29 and 1.11
+    at 1/4: the crossover still lies between 1/8 and 1/4, and a lower threshold for these D made no difference
+    beyond the noise in whole iterations.
     """
     if covariance_type in ("diag", "spherical"):
         return 0.125

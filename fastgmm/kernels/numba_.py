@@ -594,7 +594,7 @@ def _four_rows(d, r, shift, rw, m):
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _moments_eight(d, shift, rw, m, kk, k, gram, partials):
+def _moments_eight(d, shift, rw, m, k, kk, gram, partials):
     """``_moments_dense`` for ``_layouts.gram_rows(D) == 8`` (5 <= D <= 8): the 36 products of the upper triangle,
     S1 and N_k summed in registers in three sweeps over the columns (rows 0-1 against 0-7, rows 2-3 against 2-7, rows
     4-7 against 4-7), each column centred as it is loaded; ``gram`` receives the triangle for ``_add_upper``.
@@ -690,7 +690,7 @@ def _moments_dense(d, shift, rw, m, cov, k, rd, gram, partials):
     nk, s1, s2 = partials
     n_features = s1.shape[1]
     if d.shape[0] == 8:
-        _moments_eight(d, shift, rw, m, 0 if cov == TIED else k, k, gram, partials)
+        _moments_eight(d, shift, rw, m, k, 0 if cov == TIED else k, gram, partials)
         return
     total = 0.0
     for q in range(m):
