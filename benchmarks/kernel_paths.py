@@ -66,7 +66,7 @@ def _log_prob_pass(X, cov, means, U, Ut, log_const, blas, features, checksum):
             _load_tile(X, t * TILE, TILE, xt)
             _log_prob_tile_blas(xt, cov, means, Ut, log_const, diff, np.empty((n_features, TILE)), a)
         else:
-            _tile_log_prob(X, t * TILE, TILE, (cov, means, U, log_const), features, (xt, diff, np.empty((4, TILE)), a))
+            _tile_log_prob(X, t * TILE, TILE, (cov, means, U, log_const), features, (xt, np.empty((4, TILE)), a))
         checksum[t] = a[0, 0] + a[n_components - 1, TILE - 1]
 
 
