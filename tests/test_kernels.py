@@ -249,6 +249,35 @@ def test_compiled_exp_is_accurate_and_underflows_to_zero(backend_name):
     np.testing.assert_array_equal(out[~finite], 0.0)
 
 
+def test_numba_dense_responsibilities_are_exact_where_live_and_zero_where_negligible():
+    """The dense path's unnormalised responsibilities: exp(a - top) where a component lies within LOG_NEGLIGIBLE of
+    the point's best one, exactly zero below (as the sparse path leaves those pairs out), the totals their sums, and
+    NaN for a point that no component explains."""
+    numba_ = pytest.importorskip("fastgmm.kernels.numba_")
+    from fastgmm.kernels._constants import LOG_NEGLIGIBLE
+
+    n_components, n = 5, numba_.TILE
+    rng = np.random.default_rng(46)
+    a = rng.uniform(-60.0, 0.0, (n_components, n)) + rng.uniform(-1e3, 1e3, n)
+    a[1, ::3] = a[:, ::3].max(axis=0) + LOG_NEGLIGIBLE - rng.uniform(1e-9, 800.0, a[1, ::3].shape)
+    a[2, ::7] = -np.inf
+    a[:, 10] = -np.inf
+    resp = numba_._e_step_buffers(n_components, 3, n_components)[1]
+    numba_._live_components(a, n, resp)
+    numba_._responsibilities_dense(a, n, resp)
+    r = resp[8][: n_components * n].reshape(n_components, n)
+    top = a.max(axis=0)
+    live = a > top + LOG_NEGLIGIBLE
+    assert (~live[1, ::3]).all() and live.sum() > n * 3
+    with np.errstate(invalid="ignore"):  # -inf - -inf in the unexplained point's column
+        expected = np.exp(a - top)
+    np.testing.assert_allclose(r[live], expected[live], rtol=4.5e-16, atol=0)
+    np.testing.assert_array_equal(r[~live], 0.0)
+    explained = np.isfinite(top)
+    np.testing.assert_allclose(resp[4][:n][explained], r.sum(axis=0)[explained], rtol=1e-15)
+    assert np.isnan(resp[4][10]) and explained.sum() == n - 1
+
+
 @pytest.mark.parametrize("layout", ["fortran", "strided", "read_only"])
 def test_backend_reads_any_layout(backend, covariance_type, layout):
     """Fortran-ordered, strided and read-only X give the statistics of the C-ordered copy."""
