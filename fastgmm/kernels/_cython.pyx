@@ -28,7 +28,7 @@ cdef extern from "_tile_math.h" nogil:
     void fastgmm_exp_nonpositive(const double* x, double* out, int n)
     int fastgmm_gram_rows(int D)
     void fastgmm_gram_upper(const double* d, const double* shift, const double* rd, int m, int D, double* gram)
-    void fastgmm_add_mahalanobis(const double* diff, int n, const double* U, int D, double* ak)
+    void fastgmm_add_mahalanobis(const double* xt, const double* mu, int n, const double* U, int D, double* ak)
     void fastgmm_moments_eight(const double* d, const double* shift, const double* rw, int m, double* sums,
                                double* gram)
 
@@ -131,10 +131,9 @@ cdef struct Partials:
 
 
 cdef struct Tile:
-    # The tile: transposed rows (gram_rows(D), TILE, allocated zeroed: see _log_prob_tile and _moments_dense),
-    # centred rows, a row of scratch and the weighted log-probabilities (K, TILE).
+    # The tile: transposed rows (gram_rows(D), TILE, allocated zeroed: see _log_prob_tile and _moments_dense), a
+    # row of scratch and the weighted log-probabilities (K, TILE).
     double* xt
-    double* diff
     double* y
     double* a
     # Per point: the weights, the largest log-probability, its component, the floor, the live count, the sum of
@@ -173,7 +172,7 @@ cdef Tile _tile_buffers(int K, int D, int stages) noexcept nogil:
     cdef Tile* t = &tile
     cdef int rows = _gram_rows(D)
     cdef size_t doubles = (
-        3 * <size_t> rows * TILE + TILE + <size_t> K * TILE + 4 * TILE + 3 * <size_t> K * TILE
+        2 * <size_t> rows * TILE + TILE + <size_t> K * TILE + 4 * TILE + 3 * <size_t> K * TILE
         + <size_t> stages * rows * TILE + <size_t> stages * TILE + <size_t> rows * rows + <size_t> K * rows
     )
     cdef size_t longs = 2 * TILE + 3 * <size_t> K * TILE + (K + 1) + K
@@ -184,7 +183,6 @@ cdef Tile _tile_buffers(int K, int D, int stages) noexcept nogil:
         return tile
     d = <double*> t.memory
     t.xt = d; d += rows * TILE
-    t.diff = d; d += rows * TILE
     t.rd = d; d += rows * TILE
     t.y = d; d += TILE
     t.a = d; d += K * TILE
@@ -216,7 +214,6 @@ cdef Tile _log_prob_buffers(int K, int D) noexcept nogil:
     allocation fails; by value, as ``_tile_buffers``."""
     cdef Tile tile
     tile.xt = <double*> calloc(D * TILE, sizeof(double))
-    tile.diff = <double*> calloc(D * TILE, sizeof(double))
     tile.y = <double*> malloc(sizeof(double) * TILE)
     tile.a = <double*> calloc(K * TILE, sizeof(double))
     return tile
@@ -225,41 +222,35 @@ cdef Tile _log_prob_buffers(int K, int D) noexcept nogil:
 cdef void _log_prob_tile(const Model* model, Tile* tile, int n) noexcept nogil:
     """a[k, p] = log_const_k - |U_k^T (x_p - mu_k)|^2 / 2; U laid out as full (K, D, D), tied (1, D, D),
     diag (K, D), spherical (K,). Small D goes to the compiled-for-D tile of ``_tile_math.h``, larger D's triangular
-    product to its ``fastgmm_add_mahalanobis``; both read a few columns of ``xt`` or ``diff`` past n (so the tile's
-    buffers are allocated zeroed) and write scratch into ``a`` there."""
+    product to its ``fastgmm_add_mahalanobis``; both read a few columns of ``xt`` past n (so the tile's buffers are
+    allocated zeroed) and write scratch into ``a`` there. The rows are centred as they are loaded (as
+    ``numba_._add_mahalanobis``, which says why)."""
     cdef int cov = model.cov, K = model.K, D = model.D
     cdef crdouble means = model.means
     cdef crdouble U = model.U
     cdef crdouble log_const = model.log_const
     cdef crdouble xt = tile.xt
-    cdef rdouble diff = tile.diff
     cdef rdouble a = tile.a
     cdef int k, i, p
     cdef double m, u, t, c
     cdef rdouble ak
-    cdef rdouble dk
     cdef crdouble xi
     if fastgmm_has_static_tile(cov, D):
         fastgmm_static_tile(xt, n, cov, means, U, log_const, K, D, a)
         return
     for k in range(K):
         ak = a + k * TILE
-        for i in range(D):
-            m = means[k * D + i]
-            dk = diff + i * TILE
-            xi = xt + i * TILE
-            for p in range(n):
-                dk[p] = xi[p] - m
         for p in range(n):
             ak[p] = 0.0
         if cov == FULL or cov == TIED:
-            fastgmm_add_mahalanobis(diff, n, U + (0 if cov == TIED else k * D * D), D, ak)
+            fastgmm_add_mahalanobis(xt, means + k * D, n, U + (0 if cov == TIED else k * D * D), D, ak)
         else:
             for i in range(D):
                 u = U[k * D + i] if cov == DIAG else U[k]
-                dk = diff + i * TILE
+                m = means[k * D + i]
+                xi = xt + i * TILE
                 for p in range(n):
-                    t = u * dk[p]
+                    t = u * (xi[p] - m)
                     ak[p] += t * t
         c = log_const[k]
         for p in range(n):
@@ -867,7 +858,7 @@ def weighted_log_prob_rows(
     cdef bint ok
     with nogil, parallel(num_threads=n_threads):
         tile = _log_prob_buffers(K, D)
-        ok = tile.xt != NULL and tile.diff != NULL and tile.y != NULL and tile.a != NULL
+        ok = tile.xt != NULL and tile.y != NULL and tile.a != NULL
         if not ok:
             failed_ptr[0] = 1
         for t in prange(n_tiles, schedule="static"):
@@ -879,7 +870,7 @@ def weighted_log_prob_rows(
             for p in range(n):
                 for k in range(K):
                     out[t * TILE + p, k] = tile.a[k * TILE + p]
-        free(tile.xt); free(tile.diff); free(tile.y); free(tile.a)
+        free(tile.xt); free(tile.y); free(tile.a)
     if failed:
         raise MemoryError(f"fastgmm: cannot allocate the log-probability buffers of a thread (K={K}, D={D})")
 

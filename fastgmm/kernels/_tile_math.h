@@ -385,15 +385,16 @@ static void fastgmm_moments_eight(const double* __restrict__ d, const double* __
     fastgmm_moments_eight_rows(d, shift, rw, m, 4, 8, gram, sums + 5, NULL);
 }
 
-/* ak[p] += |U^T diff_p|^2 for p < n, through the upper triangle of U (D, D; entries below the diagonal are not
- * read), diff (D, FASTGMM_TILE) the centred tile; columns of diff and ak up to n rounded up to a multiple of
+/* ak[p] += |U^T (x_p - mu)|^2 for p < n, through the upper triangle of U (D, D; entries below the diagonal are not
+ * read), xt (D or more rows of FASTGMM_TILE) the tile; columns of xt and ak up to n rounded up to a multiple of
  * FASTGMM_VW are read and written (scratch past n; TILE is a multiple of every vector width).
  *
- * Four columns of U^T diff at a time for FASTGMM_MAHALANOBIS_VECTORS vectors of points, the sums in registers from
- * the first row of the triangle to the last: per row, one load per vector of points and one broadcast per column
- * for 4 x FASTGMM_MAHALANOBIS_VECTORS FMAs, and nothing stored until the four columns are done. The loop over
- * points with the sums in memory (numba_._add_mahalanobis, which LLVM runs at 0.6 of the FMA rate) ran slower
- * still under GCC, which loaded each row of diff once per FMA. */
+ * Four columns of U^T (x - mu) at a time for FASTGMM_MAHALANOBIS_VECTORS vectors of points, the sums in registers
+ * from the first row of the triangle to the last: per row, one load per vector of points, centred as it is loaded
+ * (as numba_._add_mahalanobis, which says why), and one broadcast per column for 4 x FASTGMM_MAHALANOBIS_VECTORS
+ * FMAs, and nothing stored until the four columns are done. The loop over points with the sums in memory
+ * (numba_._add_mahalanobis, which LLVM runs at 0.6 of the FMA rate) ran slower still under GCC, which loaded each
+ * row once per FMA. */
 #if defined(__AVX512F__)
 #define FASTGMM_MAHALANOBIS_VECTORS 4
 #else
@@ -401,8 +402,8 @@ static void fastgmm_moments_eight(const double* __restrict__ d, const double* __
 #endif
 
 static inline __attribute__((always_inline)) void fastgmm_mahalanobis_points(
-    const double* __restrict__ diff, const double* __restrict__ U, int D, int j0, int columns, int p,
-    double* __restrict__ ak, const int vectors)
+    const double* __restrict__ xt, const double* __restrict__ mu, const double* __restrict__ U, int D, int j0,
+    int columns, int p, double* __restrict__ ak, const int vectors)
 {
     fastgmm_vw acc[FASTGMM_MAHALANOBIS_VECTORS][4];
     for (int v = 0; v < vectors; v++)
@@ -412,7 +413,7 @@ static inline __attribute__((always_inline)) void fastgmm_mahalanobis_points(
     for (int i = 0; i < last; i++) {
         fastgmm_vw x[FASTGMM_MAHALANOBIS_VECTORS];
         for (int v = 0; v < vectors; v++) {
-            x[v] = *(const fastgmm_vw*)(diff + (long)i * FASTGMM_TILE + p + v * FASTGMM_VW);
+            x[v] = *(const fastgmm_vw*)(xt + (long)i * FASTGMM_TILE + p + v * FASTGMM_VW) - mu[i];
             FASTGMM_IN_REGISTER(x[v]);
         }
         /* Row i meets column j0 + c where i <= j0 + c: every column above the diagonal block. */
@@ -434,16 +435,16 @@ static inline __attribute__((always_inline)) void fastgmm_mahalanobis_points(
     }
 }
 
-static void fastgmm_add_mahalanobis(const double* __restrict__ diff, int n, const double* __restrict__ U, int D,
-                                    double* __restrict__ ak) {
+static void fastgmm_add_mahalanobis(const double* __restrict__ xt, const double* __restrict__ mu, int n,
+                                    const double* __restrict__ U, int D, double* __restrict__ ak) {
     const int wide = FASTGMM_VW * FASTGMM_MAHALANOBIS_VECTORS;
     for (int j0 = 0; j0 < D; j0 += 4) {
         const int columns = D - j0 < 4 ? D - j0 : 4;
         int p = 0;
         for (; p + wide <= n; p += wide)
-            fastgmm_mahalanobis_points(diff, U, D, j0, columns, p, ak, FASTGMM_MAHALANOBIS_VECTORS);
+            fastgmm_mahalanobis_points(xt, mu, U, D, j0, columns, p, ak, FASTGMM_MAHALANOBIS_VECTORS);
         for (; p < n; p += FASTGMM_VW)
-            fastgmm_mahalanobis_points(diff, U, D, j0, columns, p, ak, 1);
+            fastgmm_mahalanobis_points(xt, mu, U, D, j0, columns, p, ak, 1);
     }
 }
 #else
@@ -474,13 +475,13 @@ static void fastgmm_moments_eight(const double* d, const double* shift, const do
         }
     }
 }
-static void fastgmm_add_mahalanobis(const double* diff, int n, const double* U, int D, double* ak) {
+static void fastgmm_add_mahalanobis(const double* xt, const double* mu, int n, const double* U, int D, double* ak) {
     for (int p = 0; p < n; p++) {
         double acc = 0.0;
         for (int j = 0; j < D; j++) {
             double y = 0.0;
             for (int i = 0; i <= j; i++)
-                y += U[(long)i * D + j] * diff[(long)i * FASTGMM_TILE + p];
+                y += U[(long)i * D + j] * (xt[(long)i * FASTGMM_TILE + p] - mu[i]);
             acc += y * y;
         }
         ak[p] += acc;
