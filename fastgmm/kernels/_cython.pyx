@@ -27,7 +27,8 @@ cdef extern from "_tile_math.h" nogil:
         double* a)
     void fastgmm_exp_nonpositive(const double* x, double* out, int n)
     int fastgmm_gram_rows(int D)
-    void fastgmm_gram_upper(const double* d, const double* shift, const double* rd, int m, int D, double* gram)
+    void fastgmm_gram_upper(const double* d, const double* shift, const double* rw, int m, int D, double* rd,
+                            double* gram, double* s1)
     void fastgmm_add_mahalanobis(const double* xt, const double* mu, int n, const double* U, int D, double* ak)
     void fastgmm_moments_eight(const double* d, const double* shift, const double* rw, int m, double* sums,
                                double* gram)
@@ -415,10 +416,8 @@ cdef void _moments_dense(
     cdef double* s1 = out.s1
     cdef double* s2 = out.s2
     cdef int i, q
-    cdef double s, u, mu, total = 0.0
+    cdef double total = 0.0
     cdef double sums[9]
-    cdef crdouble di
-    cdef rdouble ri
     if _gram_rows(D) == 8:
         fastgmm_moments_eight(d, shift, rw, m, sums, gram)
         nk[k] += sums[0]
@@ -429,17 +428,7 @@ cdef void _moments_dense(
     for q in range(m):
         total += rw[q]
     nk[k] += total
-    for i in range(D):
-        di = d + i * TILE
-        ri = rd + i * TILE
-        mu = shift[i]
-        s = 0.0
-        for q in range(m):
-            u = rw[q] * (di[q] - mu)
-            ri[q] = u
-            s += u
-        s1[k * D + i] += s
-    fastgmm_gram_upper(d, shift, rd, m, D, gram)
+    fastgmm_gram_upper(d, shift, rw, m, D, rd, gram, s1 + k * D)
     _add_upper(gram, D, s2 + (0 if cov == TIED else k * D * D))
 
 

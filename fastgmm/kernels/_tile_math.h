@@ -15,7 +15,7 @@
  * 2. fastgmm_exp_nonpositive: exp over the pairs of the sparse responsibilities, in a loop the compiler vectorises
  *    (as numba_._exp_nonpositive; libm's scalar exp was the largest cost of the responsibilities).
  *
- * 3. fastgmm_gram_upper: the second moments of full and tied covariances, the 2 x 4-blocked Gram product of
+ * 3. fastgmm_gram_upper: the second moments of full and tied covariances, the blocked Gram product of
  *    numba_._gram_upper, in vectors of the machine's width (see there).
  *
  * 4. fastgmm_add_mahalanobis: |U^T (x - mu)|^2 of a tile for D above the compiled-for-D tile's, with its sums in
@@ -207,10 +207,7 @@ static void fastgmm_exp_nonpositive(const double* __restrict__ x, double* __rest
     }
 }
 
-/* gram[i, j] = sum_q rd[i, q] (d[j, q] - shift[j]) over the first m columns, for the blocks of 2 x 4 entries that
- * cover the upper triangle (numba_._gram_upper, which says why the columns are centred here); d and rd have
- * gram_rows(D) rows of FASTGMM_TILE and shift as many entries, all zero after row D, and gram has gram_rows(D)
- * columns.
+/* The vectors of fastgmm_gram_upper (the Gram product of the second moments) and of the register sums below.
  *
  * GCC auto-vectorised the plain loop (_cython.pyx's, once) at half of LLVM's rate on the same machine (AMD Zen 4,
  * D = 8: 12.6 against 27 GFMA/s; D = 32: 11.4 against 24.8), for two reasons seen in its assembly: eight sums are too
@@ -246,68 +243,168 @@ static inline __attribute__((always_inline)) double fastgmm_hsum(fastgmm_vw v) {
     return s;
 }
 
+/* Rows i0 to i0 + 3 of the diagonal 4 x 4 block: the columns centred (e = d - shift) and weighted (rd = rw e, stored
+ * for the 2 x 4 blocks right of it), their sums added to s1 (rows below D) and the 10 products sum_q rd_i e_j,
+ * i <= j, into gram; one sweep, the sums in registers. */
+static inline __attribute__((always_inline)) void fastgmm_gram_diagonal(
+    const double* __restrict__ d, const double* __restrict__ shift, const double* __restrict__ rw, int m, int D,
+    int i0, double* __restrict__ rd, double* __restrict__ gram, double* __restrict__ s1)
+{
+    const int rows = fastgmm_gram_rows(D);
+    const double* c0 = d + (long)i0 * FASTGMM_TILE;
+    double* w0 = rd + (long)i0 * FASTGMM_TILE;
+    const double z0 = shift[i0], z1 = shift[i0 + 1], z2 = shift[i0 + 2], z3 = shift[i0 + 3];
+    fastgmm_vw t[10], f[4];
+    for (int e = 0; e < 10; e++)
+        t[e] = (fastgmm_vw){0};
+    for (int e = 0; e < 4; e++)
+        f[e] = (fastgmm_vw){0};
+    int q = 0;
+    for (; q + FASTGMM_VW <= m; q += FASTGMM_VW) {
+        const fastgmm_vw c = *(const fastgmm_vw*)(rw + q);
+        fastgmm_vw b0 = *(const fastgmm_vw*)(c0 + q) - z0;
+        fastgmm_vw b1 = *(const fastgmm_vw*)(c0 + FASTGMM_TILE + q) - z1;
+        fastgmm_vw b2 = *(const fastgmm_vw*)(c0 + 2 * FASTGMM_TILE + q) - z2;
+        fastgmm_vw b3 = *(const fastgmm_vw*)(c0 + 3 * FASTGMM_TILE + q) - z3;
+        FASTGMM_IN_REGISTER(b0);
+        FASTGMM_IN_REGISTER(b1);
+        FASTGMM_IN_REGISTER(b2);
+        FASTGMM_IN_REGISTER(b3);
+        const fastgmm_vw a0 = c * b0, a1 = c * b1, a2 = c * b2, a3 = c * b3;
+        *(fastgmm_vw*)(w0 + q) = a0;
+        *(fastgmm_vw*)(w0 + FASTGMM_TILE + q) = a1;
+        *(fastgmm_vw*)(w0 + 2 * FASTGMM_TILE + q) = a2;
+        *(fastgmm_vw*)(w0 + 3 * FASTGMM_TILE + q) = a3;
+        f[0] += a0;
+        f[1] += a1;
+        f[2] += a2;
+        f[3] += a3;
+        t[0] += a0 * b0;
+        t[1] += a0 * b1;
+        t[2] += a0 * b2;
+        t[3] += a0 * b3;
+        t[4] += a1 * b1;
+        t[5] += a1 * b2;
+        t[6] += a1 * b3;
+        t[7] += a2 * b2;
+        t[8] += a2 * b3;
+        t[9] += a3 * b3;
+    }
+    double ts[10], fs[4];
+    for (int e = 0; e < 10; e++)
+        ts[e] = fastgmm_hsum(t[e]);
+    for (int e = 0; e < 4; e++)
+        fs[e] = fastgmm_hsum(f[e]);
+    for (; q < m; q++) {
+        const double c = rw[q];
+        const double b0 = c0[q] - z0, b1 = c0[FASTGMM_TILE + q] - z1;
+        const double b2 = c0[2 * FASTGMM_TILE + q] - z2, b3 = c0[3 * FASTGMM_TILE + q] - z3;
+        const double a0 = c * b0, a1 = c * b1, a2 = c * b2, a3 = c * b3;
+        w0[q] = a0;
+        w0[FASTGMM_TILE + q] = a1;
+        w0[2 * FASTGMM_TILE + q] = a2;
+        w0[3 * FASTGMM_TILE + q] = a3;
+        fs[0] += a0;
+        fs[1] += a1;
+        fs[2] += a2;
+        fs[3] += a3;
+        ts[0] += a0 * b0;
+        ts[1] += a0 * b1;
+        ts[2] += a0 * b2;
+        ts[3] += a0 * b3;
+        ts[4] += a1 * b1;
+        ts[5] += a1 * b2;
+        ts[6] += a1 * b3;
+        ts[7] += a2 * b2;
+        ts[8] += a2 * b3;
+        ts[9] += a3 * b3;
+    }
+    double* g = gram + (long)i0 * rows + i0;
+    g[0] = ts[0];
+    g[1] = ts[1];
+    g[2] = ts[2];
+    g[3] = ts[3];
+    g[rows + 1] = ts[4];
+    g[rows + 2] = ts[5];
+    g[rows + 3] = ts[6];
+    g[2 * rows + 2] = ts[7];
+    g[2 * rows + 3] = ts[8];
+    g[3 * rows + 3] = ts[9];
+    for (int e = 0; e < 4 && i0 + e < D; e++)
+        s1[i0 + e] += fs[e];
+}
+
+/* With e = d - shift and rd = rw e: gram[i, j] = sum_q rd[i, q] e[j, q] over the first m columns for i <= j (entries
+ * below the diagonal left as they were) and s1[i] += sum_q rd[i, q] for i < D; numba_._gram_upper's blocks (which
+ * says why the columns are centred here, and why the diagonal blocks weight the rows): per group of four rows the
+ * diagonal sweep, then 2 x 4 blocks right of it. d and rd have gram_rows(D) rows of FASTGMM_TILE and shift as many
+ * entries, all zero after row D; rd is scratch; gram has gram_rows(D) columns. */
 static void fastgmm_gram_upper(const double* __restrict__ d, const double* __restrict__ shift,
-                               const double* __restrict__ rd, int m, int D, double* __restrict__ gram) {
+                               const double* __restrict__ rw, int m, int D, double* __restrict__ rd,
+                               double* __restrict__ gram, double* __restrict__ s1) {
     const int rows = fastgmm_gram_rows(D);
     const int step = FASTGMM_VW * FASTGMM_GRAM_STEPS;
-    for (int i = 0; i < D; i += 2) {
-        const double* r0 = rd + (long)i * FASTGMM_TILE;
-        const double* r1 = r0 + FASTGMM_TILE;
-        for (int j = i - i % 4; j < D; j += 4) {
-            const double* c0 = d + (long)j * FASTGMM_TILE;
-            const double* c1 = c0 + FASTGMM_TILE;
-            const double* c2 = c1 + FASTGMM_TILE;
-            const double* c3 = c2 + FASTGMM_TILE;
-            const double z0 = shift[j], z1 = shift[j + 1], z2 = shift[j + 2], z3 = shift[j + 3];
-            fastgmm_vw t[FASTGMM_GRAM_STEPS][8];
-            for (int h = 0; h < FASTGMM_GRAM_STEPS; h++)
-                for (int e = 0; e < 8; e++)
-                    t[h][e] = (fastgmm_vw){0};
-            int q = 0;
-            for (; q + step <= m; q += step) {
-                for (int h = 0; h < FASTGMM_GRAM_STEPS; h++) {
-                    const int o = q + h * FASTGMM_VW;
-                    fastgmm_vw a0 = *(const fastgmm_vw*)(r0 + o), a1 = *(const fastgmm_vw*)(r1 + o);
-                    fastgmm_vw b0 = *(const fastgmm_vw*)(c0 + o) - z0, b1 = *(const fastgmm_vw*)(c1 + o) - z1;
-                    fastgmm_vw b2 = *(const fastgmm_vw*)(c2 + o) - z2, b3 = *(const fastgmm_vw*)(c3 + o) - z3;
-                    FASTGMM_IN_REGISTER(a0);
-                    FASTGMM_IN_REGISTER(a1);
-                    FASTGMM_IN_REGISTER(b0);
-                    FASTGMM_IN_REGISTER(b1);
-                    FASTGMM_IN_REGISTER(b2);
-                    FASTGMM_IN_REGISTER(b3);
-                    t[h][0] += a0 * b0;
-                    t[h][1] += a0 * b1;
-                    t[h][2] += a0 * b2;
-                    t[h][3] += a0 * b3;
-                    t[h][4] += a1 * b0;
-                    t[h][5] += a1 * b1;
-                    t[h][6] += a1 * b2;
-                    t[h][7] += a1 * b3;
+    for (int i0 = 0; i0 < D; i0 += 4) {
+        fastgmm_gram_diagonal(d, shift, rw, m, D, i0, rd, gram, s1);
+        for (int i = i0; i < i0 + 4; i += 2) {
+            const double* r0 = rd + (long)i * FASTGMM_TILE;
+            const double* r1 = r0 + FASTGMM_TILE;
+            for (int j = i0 + 4; j < D; j += 4) {
+                const double* c0 = d + (long)j * FASTGMM_TILE;
+                const double* c1 = c0 + FASTGMM_TILE;
+                const double* c2 = c1 + FASTGMM_TILE;
+                const double* c3 = c2 + FASTGMM_TILE;
+                const double z0 = shift[j], z1 = shift[j + 1], z2 = shift[j + 2], z3 = shift[j + 3];
+                fastgmm_vw t[FASTGMM_GRAM_STEPS][8];
+                for (int h = 0; h < FASTGMM_GRAM_STEPS; h++)
+                    for (int e = 0; e < 8; e++)
+                        t[h][e] = (fastgmm_vw){0};
+                int q = 0;
+                for (; q + step <= m; q += step) {
+                    for (int h = 0; h < FASTGMM_GRAM_STEPS; h++) {
+                        const int o = q + h * FASTGMM_VW;
+                        fastgmm_vw a0 = *(const fastgmm_vw*)(r0 + o), a1 = *(const fastgmm_vw*)(r1 + o);
+                        fastgmm_vw b0 = *(const fastgmm_vw*)(c0 + o) - z0, b1 = *(const fastgmm_vw*)(c1 + o) - z1;
+                        fastgmm_vw b2 = *(const fastgmm_vw*)(c2 + o) - z2, b3 = *(const fastgmm_vw*)(c3 + o) - z3;
+                        FASTGMM_IN_REGISTER(a0);
+                        FASTGMM_IN_REGISTER(a1);
+                        FASTGMM_IN_REGISTER(b0);
+                        FASTGMM_IN_REGISTER(b1);
+                        FASTGMM_IN_REGISTER(b2);
+                        FASTGMM_IN_REGISTER(b3);
+                        t[h][0] += a0 * b0;
+                        t[h][1] += a0 * b1;
+                        t[h][2] += a0 * b2;
+                        t[h][3] += a0 * b3;
+                        t[h][4] += a1 * b0;
+                        t[h][5] += a1 * b1;
+                        t[h][6] += a1 * b2;
+                        t[h][7] += a1 * b3;
+                    }
                 }
-            }
-            double s[8];
-            for (int e = 0; e < 8; e++) {
-                fastgmm_vw v = t[0][e];
-                for (int h = 1; h < FASTGMM_GRAM_STEPS; h++)
-                    v += t[h][e];
-                s[e] = fastgmm_hsum(v);
-            }
-            for (; q < m; q++) {
-                const double a0 = r0[q], a1 = r1[q];
-                const double b0 = c0[q] - z0, b1 = c1[q] - z1, b2 = c2[q] - z2, b3 = c3[q] - z3;
-                s[0] += a0 * b0;
-                s[1] += a0 * b1;
-                s[2] += a0 * b2;
-                s[3] += a0 * b3;
-                s[4] += a1 * b0;
-                s[5] += a1 * b1;
-                s[6] += a1 * b2;
-                s[7] += a1 * b3;
-            }
-            for (int e = 0; e < 4; e++) {
-                gram[(long)i * rows + j + e] = s[e];
-                gram[(long)(i + 1) * rows + j + e] = s[4 + e];
+                double s[8];
+                for (int e = 0; e < 8; e++) {
+                    fastgmm_vw v = t[0][e];
+                    for (int h = 1; h < FASTGMM_GRAM_STEPS; h++)
+                        v += t[h][e];
+                    s[e] = fastgmm_hsum(v);
+                }
+                for (; q < m; q++) {
+                    const double a0 = r0[q], a1 = r1[q];
+                    const double b0 = c0[q] - z0, b1 = c1[q] - z1, b2 = c2[q] - z2, b3 = c3[q] - z3;
+                    s[0] += a0 * b0;
+                    s[1] += a0 * b1;
+                    s[2] += a0 * b2;
+                    s[3] += a0 * b3;
+                    s[4] += a1 * b0;
+                    s[5] += a1 * b1;
+                    s[6] += a1 * b2;
+                    s[7] += a1 * b3;
+                }
+                for (int e = 0; e < 4; e++) {
+                    gram[(long)i * rows + j + e] = s[e];
+                    gram[(long)(i + 1) * rows + j + e] = s[4 + e];
+                }
             }
         }
     }
@@ -448,10 +545,20 @@ static void fastgmm_add_mahalanobis(const double* __restrict__ xt, const double*
     }
 }
 #else
-static void fastgmm_gram_upper(const double* d, const double* shift, const double* rd, int m, int D, double* gram) {
+static void fastgmm_gram_upper(const double* d, const double* shift, const double* rw, int m, int D, double* rd,
+                               double* gram, double* s1) {
     const int rows = fastgmm_gram_rows(D);
+    for (int i = 0; i < D; i++) {
+        double f = 0.0;
+        for (int q = 0; q < m; q++) {
+            const double u = rw[q] * (d[(long)i * FASTGMM_TILE + q] - shift[i]);
+            rd[(long)i * FASTGMM_TILE + q] = u;
+            f += u;
+        }
+        s1[i] += f;
+    }
     for (int i = 0; i < D; i++)
-        for (int j = i - i % 4; j < D; j++) {
+        for (int j = i; j < D; j++) {
             double s = 0.0;
             for (int q = 0; q < m; q++)
                 s += rd[(long)i * FASTGMM_TILE + q] * (d[(long)j * FASTGMM_TILE + q] - shift[j]);
