@@ -26,6 +26,8 @@ cdef extern from "_tile_math.h" nogil:
         const double* xt, int n, int cov, const double* means, const double* U, const double* log_const, int K, int D,
         double* a)
     void fastgmm_exp_nonpositive(const double* x, double* out, int n)
+    void fastgmm_responsibilities_dense(const double* a, int n, int K, const double* top, const double* floor_,
+                                        double* r, double* total)
     int fastgmm_gram_rows(int D)
     void fastgmm_gram_upper(const double* d, const double* shift, const double* rw, int m, int D, double* rd,
                             double* gram, double* s1)
@@ -318,29 +320,12 @@ cdef int _responsibilities_sparse(Tile* tile, int n, int K) noexcept nogil:
 
 
 cdef void _responsibilities_dense(
-    crdouble a, int n, int K, crdouble top, crdouble floor_, const long* n_kept, rdouble total, rdouble v,
-    rdouble r,
+    crdouble a, int n, int K, crdouble top, crdouble floor_, const long* n_kept, rdouble total, rdouble r,
 ) noexcept nogil:
     """Dense responsibilities of a tile, ``r[k n + p]``, zero where negligible, as
-    ``numba_._responsibilities_dense``."""
-    cdef int k, p
-    cdef double x
-    cdef crdouble ak
-    cdef rdouble vk
-    cdef crdouble rk
-    for k in range(K):
-        ak = a + k * TILE
-        vk = v + k * n
-        for p in range(n):
-            x = ak[p]
-            vk[p] = x - top[p] if x > floor_[p] else -INFINITY
-    fastgmm_exp_nonpositive(v, r, K * n)
-    for p in range(n):
-        total[p] = 0.0
-    for k in range(K):
-        rk = r + k * n
-        for p in range(n):
-            total[p] += rk[p]
+    ``numba_._responsibilities_dense`` (one sweep: ``fastgmm_responsibilities_dense``)."""
+    cdef int p
+    fastgmm_responsibilities_dense(a, n, K, top, floor_, r, total)
     for p in range(n):
         total[p] = total[p] if n_kept[p] > 0 else NAN
 
@@ -813,8 +798,7 @@ def accumulate_blocks(
                 _log_prob_tile(&m, &tile, n)
                 live = _live_components(tile.a, n, K, tile.top, tile.best, tile.floor_, tile.n_kept)
                 if live > dense_live * n * K:
-                    _responsibilities_dense(tile.a, n, K, tile.top, tile.floor_, tile.n_kept, tile.total, tile.pair_v,
-                                            tile.pair_r)
+                    _responsibilities_dense(tile.a, n, K, tile.top, tile.floor_, tile.n_kept, tile.total, tile.pair_r)
                     _add_log_likelihood(tile.top, tile.total, n, w_ptr, start, weighted, tile.wt, &ll_tw[b, 0])
                     _moments_tile(&m, &tile, n, out)
                 else:

@@ -13,7 +13,8 @@
  *    zeroed) and a's columns past n are scratch. TILE is a multiple of 4.
  *
  * 2. fastgmm_exp_nonpositive: exp over the pairs of the sparse responsibilities, in a loop the compiler vectorises
- *    (as numba_._exp_nonpositive; libm's scalar exp was the largest cost of the responsibilities).
+ *    (as numba_._exp_nonpositive; libm's scalar exp was the largest cost of the responsibilities), and
+ *    fastgmm_responsibilities_dense, the same exp over every pair of a tile.
  *
  * 3. fastgmm_gram_upper: the second moments of full and tied covariances, the blocked Gram product of
  *    numba_._gram_upper, in vectors of the machine's width (see there).
@@ -179,31 +180,59 @@ static void fastgmm_static_tile(const double* xt, int n, int cov, const double* 
 #define FASTGMM_NO_REASSOCIATION
 #endif
 
+/* exp(v) for exp_min <= v <= 0. */
 FASTGMM_NO_REASSOCIATION
-static void fastgmm_exp_nonpositive(const double* __restrict__ x, double* __restrict__ out, int n) {
+static inline __attribute__((always_inline)) double fastgmm_exp_clamped(double v) {
 #if defined(__clang__)
 #pragma clang fp reassociate(off)
 #endif
     const double log2e = FASTGMM_LOG2E, ln2_hi = FASTGMM_LN2_HI, ln2_lo = FASTGMM_LN2_LO;
-    const double shifter = FASTGMM_EXP_SHIFTER, exp_min = FASTGMM_EXP_MIN;
+    const double shifter = FASTGMM_EXP_SHIFTER;
+    double t = v * log2e + shifter;
+    double m = t - shifter;
+    double r = (v - m * ln2_hi) - m * ln2_lo;
+    /* Estrin's scheme, as numba_._exp_parts: four dependent steps instead of thirteen. */
+    double r2 = r * r, r4 = r2 * r2;
+    double q0 = (1.0 + r) + r2 * (0.5 + r * (1.0 / 6.0));
+    double q1 = (1.0 / 24.0 + r * (1.0 / 120.0)) + r2 * (1.0 / 720.0 + r * (1.0 / 5040.0));
+    double q2 = (1.0 / 40320.0 + r * (1.0 / 362880.0)) + r2 * (1.0 / 3628800.0 + r * (1.0 / 39916800.0));
+    double q3 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+    double q = (q0 + r4 * q1) + (r4 * r4) * (q2 + r4 * q3);
+    uint64_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits + 1023u) << 52;
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return q * scale;
+}
+
+FASTGMM_NO_REASSOCIATION
+static void fastgmm_exp_nonpositive(const double* __restrict__ x, double* __restrict__ out, int n) {
+    const double exp_min = FASTGMM_EXP_MIN;
     for (int p = 0; p < n; p++) {
-        double v = x[p] > exp_min ? x[p] : exp_min;
-        double t = v * log2e + shifter;
-        double m = t - shifter;
-        double r = (v - m * ln2_hi) - m * ln2_lo;
-        /* Estrin's scheme, as numba_._exp_nonpositive: four dependent steps instead of thirteen. */
-        double r2 = r * r, r4 = r2 * r2;
-        double q0 = (1.0 + r) + r2 * (0.5 + r * (1.0 / 6.0));
-        double q1 = (1.0 / 24.0 + r * (1.0 / 120.0)) + r2 * (1.0 / 720.0 + r * (1.0 / 5040.0));
-        double q2 = (1.0 / 40320.0 + r * (1.0 / 362880.0)) + r2 * (1.0 / 3628800.0 + r * (1.0 / 39916800.0));
-        double q3 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
-        double q = (q0 + r4 * q1) + (r4 * r4) * (q2 + r4 * q3);
-        uint64_t bits;
-        memcpy(&bits, &t, sizeof bits);
-        bits = (bits + 1023u) << 52;
-        double scale;
-        memcpy(&scale, &bits, sizeof scale);
-        out[p] = x[p] > exp_min ? q * scale : 0.0;
+        const double e = fastgmm_exp_clamped(x[p] > exp_min ? x[p] : exp_min);
+        out[p] = x[p] > exp_min ? e : 0.0;
+    }
+}
+
+/* The dense responsibilities of a tile (numba_._responsibilities_dense, which says why in one sweep):
+ * r[k n + p] = exp(a[k, p] - top[p]) where a[k, p] > floor[p], else 0, and total[p] their sum over k; a is (K,
+ * FASTGMM_TILE). A live difference lies above LOG_NEGLIGIBLE, far above exp_min: no clamp. */
+FASTGMM_NO_REASSOCIATION
+static void fastgmm_responsibilities_dense(const double* __restrict__ a, int n, int K, const double* __restrict__ top,
+                                           const double* __restrict__ floor_, double* __restrict__ r,
+                                           double* __restrict__ total) {
+    for (int p = 0; p < n; p++)
+        total[p] = 0.0;
+    for (int k = 0; k < K; k++) {
+        const double* ak = a + (long)k * FASTGMM_TILE;
+        double* rk = r + (long)k * n;
+        for (int p = 0; p < n; p++) {
+            const int live = ak[p] > floor_[p];
+            const double e = fastgmm_exp_clamped(live ? ak[p] - top[p] : FASTGMM_EXP_MIN);
+            rk[p] = live ? e : 0.0;
+            total[p] += rk[p];
+        }
     }
 }
 
