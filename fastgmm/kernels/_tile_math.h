@@ -3,14 +3,17 @@
  * 1. fastgmm_static_tile: the log-probabilities of a tile compiled for the exact number of features (as
  *    numba_._log_prob_tile_static). For small D the generic tile (_cython._log_prob_tile) spends its time storing
  *    and reloading its (D, TILE) buffers, one sweep per feature. Compiled for a constant D, the loops over features
- *    unroll, four points travel together in one vector register per feature, and nothing but the result is stored:
- *    at N=1e6, D=8, K=16 (full) the statistics pass was 2.1x slower than Numba's without this.
+ *    unroll, FASTGMM_POINTS points (8 with AVX-512, else 4) travel together in one vector register per feature,
+ *    and nothing but the result is stored: at N=1e6, D=8, K=16 (full) the statistics pass was 2.1x slower than
+ *    Numba's without this. With 4 points on AVX-512 (half its vectors) one pass at D=8, K=16 from the second
+ *    iteration of the overlapping start took 6.7-8.6 ms per 1e5 rows (diag), 6.8-7.7 (spherical) and 10.2-12.7
+ *    (full) on one core of an AMD Zen 4, against 5.7-5.8, 5.4-5.6 and 9.2-9.6 with 8.
  *    The vector type is a GCC/Clang extension (no intrinsics: the same source builds for SSE2, AVX2 or NEON). Other
  *    compilers get FASTGMM_STATIC_TILE 0, and _cython.pyx then keeps the generic tile.
  *    Layouts as in _cython.pyx: xt (D, TILE) transposed rows; means (K, D); U full (K, D, D), tied (1, D, D), diag
- *    (K, D), spherical (K,), each the Cholesky factor of a precision; a (K, TILE). Points are taken four at a time,
- *    so up to three columns past n are read and written: xt must be initialised memory (the caller allocates it
- *    zeroed) and a's columns past n are scratch. TILE is a multiple of 4.
+ *    (K, D), spherical (K,), each the Cholesky factor of a precision; a (K, TILE). Points are taken FASTGMM_POINTS
+ *    at a time, so up to FASTGMM_POINTS - 1 columns past n are read and written: xt must be initialised memory (the
+ *    caller allocates it zeroed) and a's columns past n are scratch. TILE is a multiple of 8.
  *
  * 2. fastgmm_exp_nonpositive: exp over the pairs of the sparse responsibilities, in a loop the compiler vectorises
  *    (as numba_._exp_nonpositive; libm's scalar exp was the largest cost of the responsibilities), and
@@ -41,10 +44,16 @@ static inline int fastgmm_gram_rows(int D) {
 #if defined(__GNUC__) || defined(__clang__)
 #define FASTGMM_STATIC_TILE 1
 
-/* Four doubles. aligned(8): the columns of a tile are read at any multiple of 4 points; may_alias: they are read
- * from double arrays. A dereference is then one unaligned vector load or store (memcpy into a local went through
- * the stack in two halves, and the store-forwarding stalls made the tile slower than the generic one). */
-typedef double fastgmm_v4 __attribute__((vector_size(32), aligned(8), may_alias));
+/* FASTGMM_POINTS doubles: 8 where the build has AVX-512 (32 vector registers), else 4. aligned(8): the columns of a
+ * tile are read at any multiple of FASTGMM_POINTS points; may_alias: they are read from double arrays. A dereference
+ * is then one unaligned vector load or store (memcpy into a local went through the stack in two halves, and the
+ * store-forwarding stalls made the tile slower than the generic one). */
+#if defined(__AVX512F__)
+#define FASTGMM_POINTS 8
+#else
+#define FASTGMM_POINTS 4
+#endif
+typedef double fastgmm_v4 __attribute__((vector_size(8 * FASTGMM_POINTS), aligned(8), may_alias));
 
 static inline __attribute__((always_inline)) fastgmm_v4 fastgmm_load4(const double* p) {
     return *(const fastgmm_v4*)p;
@@ -59,8 +68,8 @@ static inline __attribute__((always_inline)) void fastgmm_component_tile(
     const double* __restrict__ xt, int n, const double* __restrict__ mu, const double* __restrict__ u, double c,
     double* __restrict__ a, const int cov, const int D)
 {
-    const fastgmm_v4 zero = {0.0, 0.0, 0.0, 0.0};
-    for (int p = 0; p < n; p += 4) {
+    const fastgmm_v4 zero = {0.0};
+    for (int p = 0; p < n; p += FASTGMM_POINTS) {
         fastgmm_v4 d[FASTGMM_MAX_STATIC_DIAGONAL];
         fastgmm_v4 acc = zero;
 #pragma GCC unroll 16
@@ -132,8 +141,8 @@ static int fastgmm_has_static_tile(int cov, int D) {
     return D >= 1 && D <= limit;
 }
 
-/* a[k, p] = log_const_k - |U_k^T (x_p - mu_k)|^2 / 2 for p < n (and scratch up to n rounded up to 4); the caller
- * checked fastgmm_has_static_tile. */
+/* a[k, p] = log_const_k - |U_k^T (x_p - mu_k)|^2 / 2 for p < n (and scratch up to n rounded up to FASTGMM_POINTS);
+ * the caller checked fastgmm_has_static_tile. */
 static void fastgmm_static_tile(const double* xt, int n, int cov, const double* means, const double* U,
                                 const double* log_const, int K, int D, double* a) {
     switch (D) {
