@@ -8,12 +8,13 @@ in tiles of ``TILE`` rows held transposed, (D, TILE) in float64, so that every i
 tile: contiguous, independent, and vectorised by LLVM (SIMD over points, not over the short feature axis).
 
 Per tile and component, with ``diff = x - mu_k`` (D, T) formed as the rows are loaded: ``y = U_k^T diff`` through
-the upper triangle (D^2/2 FMAs per point); ``a_k = log_const_k - |y|^2 / 2``. Then a log-sum-exp over components per point and the responsibilities
-(only components within 2^-100 of a point's best one count), and per component ``s1 += sum_n r diff``,
-``s2[i, j] += sum_n r diff_i diff_j`` for ``i <= j`` (D^2/2 FMAs per kept pair). A tile goes one of two ways, by
-the fraction of its (point, component) pairs that count (``_passes.dense_live``): sparse, where a point keeps one
-or two components (the pairs gathered, exp over them alone, staged by component for long reductions), or dense,
-where components overlap (one exp sweep over every pair, the moments straight from the tile's columns).
+the upper triangle (D^2/2 FMAs per point); ``a_k = log_const_k - |y|^2 / 2``. Then a log-sum-exp over components
+per point and the responsibilities (only components within 2^-100 of a point's best one count), and per component
+``s1 += sum_n r diff``, ``s2[i, j] += sum_n r diff_i diff_j`` for ``i <= j`` (D^2/2 FMAs per kept pair). A tile
+goes one of two ways, by the fraction of its (point, component) pairs that count (``_passes.dense_live``): sparse,
+where a point keeps one or two components (the pairs gathered, exp over them alone, staged by component for long
+reductions), or dense, where components overlap (one exp sweep over every pair, the moments straight from the
+tile's columns).
 
 Arguments travel in groups, tuples that cost nothing to pack and unpack (LLVM sees through them), each named once:
 ``model`` ``(cov, means, U, log_const)``, the components in the kernel layouts (``_prepare``); ``plan`` how a pass
@@ -398,9 +399,9 @@ def _add_mahalanobis(xt, mu, n, U, kk, y, ak):
     operations per FMA and waited on the load ports (measured on an AMD Zen 4, one core, K = 8: the log-probabilities
     of 1e5 rows 39 -> 27 ms at D = 32, 285 -> 178 ms at D = 64 with K = 16). Entries below the diagonal are never
     read: each group of four columns starts with the ten products of its diagonal block, where a 4 x 4 block with
-    zeros made sixteen (Zen 4, one core, K = 8, 1e5 rows: 23.3 -> 20.3 ms at D = 32). The rows are centred as they are loaded, beside the FMAs, not stored
-    centred beforehand: that sweep cost as much as a fifth of the product (Zen 4, one core, K = 8, 1e5 rows: 23.8
-    -> 20.7 ms at D = 32, 17.0 -> 13.0 ms at D = 16, the same bits). (The loop over points keeps the sums in memory:
+    zeros made sixteen (Zen 4, one core, K = 8, 1e5 rows: 23.3 -> 20.3 ms at D = 32). The rows are centred as they
+    are loaded, beside the FMAs, not stored centred beforehand: that sweep cost as much as a fifth of the product
+    (Zen 4, one core, K = 8, 1e5 rows: 23.8 -> 20.7 ms at D = 32, 17.0 -> 13.0 ms at D = 16, the same bits). (The loop over points keeps the sums in memory:
     LLVM vectorises only the innermost loop. The C kernels keep them in registers, ``_tile_math.h``.)"""
     n_features = U.shape[1]
     j0 = 0
