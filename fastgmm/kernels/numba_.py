@@ -401,8 +401,9 @@ def _add_mahalanobis(xt, mu, n, U, kk, y, ak):
     read: each group of four columns starts with the ten products of its diagonal block, where a 4 x 4 block with
     zeros made sixteen (Zen 4, one core, K = 8, 1e5 rows: 23.3 -> 20.3 ms at D = 32). The rows are centred as they
     are loaded, beside the FMAs, not stored centred beforehand: that sweep cost as much as a fifth of the product
-    (Zen 4, one core, K = 8, 1e5 rows: 23.8 -> 20.7 ms at D = 32, 17.0 -> 13.0 ms at D = 16, the same bits). (The loop over points keeps the sums in memory:
-    LLVM vectorises only the innermost loop. The C kernels keep them in registers, ``_tile_math.h``.)"""
+    (Zen 4, one core, K = 8, 1e5 rows: 23.8 -> 20.7 ms at D = 32, 17.0 -> 13.0 ms at D = 16, the same bits). (The
+    loop over points keeps the sums in memory: LLVM vectorises only the innermost loop. The C kernels keep them in
+    registers, ``_tile_math.h``.)"""
     n_features = U.shape[1]
     j0 = 0
     while j0 + 4 <= n_features:
