@@ -962,6 +962,11 @@ def _moments_tile(xt, n, r, wt, total, cov, means, scratch, partials, features):
         if (cov == FULL or cov == TIED) and 0 < len(features) <= MAX_SMALL_FEATURES:
             _moments_small(xt, n, rw, means, k, 0 if cov == TIED else k, partials, features)
             continue
+        if (cov == FULL or cov == TIED) and xt.shape[0] == 8:
+            # Straight to the register sums, not through _moments_dense: that call layer cost a tenth of the
+            # dense moments at D = 8, K = 16 (Zen 4, one core, 1e5 rows: 4.10 -> 3.67 ms, the same bits).
+            _moments_eight(xt, shift[k], rw, n, k, 0 if cov == TIED else k, gram, partials)
+            continue
         if cov == FULL or cov == TIED:
             _moments_dense(xt, shift[k], rw, n, cov, k, rd, gram, partials)
             continue
